@@ -1,0 +1,110 @@
+/**
+ * The back-end: the ioreq server and the BAR manager wired over the three ports, plus the host
+ * blob lifecycle that virtio-gpu's RESOURCE_CREATE_BLOB / MAP_BLOB / UNMAP_BLOB / UNREF drive
+ * (until that device lands, the synthetic guest calls these directly).
+ */
+import { BarManager, type BarPolicy } from './bar/manager.js';
+import { BarWindow, type Placement } from './bar/window.js';
+import { IoreqServer } from './ioreq/server.js';
+import type { CpuMapping, GpuPort, HypervisorPort, KernelHelperPort, RangeId } from './platform/ports.js';
+import type { Logger } from './telemetry/log.js';
+
+export interface BackendPorts {
+  readonly hv: HypervisorPort;
+  readonly helper: KernelHelperPort;
+  readonly gpu: GpuPort;
+}
+
+export interface BackendOptions {
+  readonly barBase: number;
+  readonly barPages: number;
+  readonly policy: BarPolicy;
+}
+
+export interface HostBlob {
+  readonly id: number;
+  readonly bo: number;
+  readonly size: number;
+  readonly mapping: CpuMapping;
+  readonly range: RangeId;
+  placement?: Placement;
+}
+
+export class ConfigError extends Error {}
+
+export class Backend {
+  readonly server: IoreqServer;
+  readonly bar: BarManager;
+  private readonly blobs = new Map<number, HostBlob>();
+  private nextBlob = 1;
+
+  constructor(private readonly ports: BackendPorts, opts: BackendOptions, private readonly log: Logger) {
+    // The answer mode is chosen by capability, never by guesswork (D4).
+    if (opts.policy.mode === 'retry' && !ports.hv.caps.retry) {
+      throw new ConfigError('--mode retry needs a hypervisor with the ioreq retry extension; this one has none (use --mode emulate)');
+    }
+    const window = new BarWindow(opts.barBase, opts.barPages);
+    this.bar = new BarManager(window, ports.helper, opts.policy, ports.hv.vcpus, log);
+    this.server = new IoreqServer(ports.hv, log);
+    ports.helper.bind({ domid: ports.hv.domid, firstGfn: opts.barBase / 4096, pages: opts.barPages });
+    ports.helper.onEvent((ev) => { this.bar.onHelperEvent(ev); });
+    this.server.addRegion(this.bar);
+  }
+
+  start(): void {
+    this.server.start();
+  }
+
+  /** RESOURCE_CREATE_BLOB: a host BO, mapped into our address space and watched by the helper. */
+  createBlob(size: number): HostBlob {
+    const bo = this.ports.gpu.createBo(size);
+    const mapping = this.ports.gpu.mmapBo(bo.handle);
+    const range = this.ports.helper.registerRange(mapping.va, mapping.length);
+    const blob: HostBlob = { id: this.nextBlob++, bo: bo.handle, size, mapping, range };
+    this.blobs.set(blob.id, blob);
+    return blob;
+  }
+
+  /** RESOURCE_MAP_BLOB: place the blob at `offset` of the BAR. Nothing is mapped until the guest touches it. */
+  mapBlob(id: number, offset: number): Placement {
+    const blob = this.blob(id);
+    if (blob.placement) throw new ConfigError(`blob ${id} is already mapped`);
+    blob.placement = this.bar.placeBlob(offset, blob.size, blob.range);
+    return blob.placement;
+  }
+
+  /** RESOURCE_UNMAP_BLOB: every mapped page is revoked before this returns. */
+  unmapBlob(id: number): void {
+    const blob = this.blob(id);
+    if (!blob.placement) throw new ConfigError(`blob ${id} is not mapped`);
+    this.bar.removeBlob(blob.placement.id);
+    delete blob.placement;
+  }
+
+  /** RESOURCE_UNREF. */
+  destroyBlob(id: number): void {
+    const blob = this.blob(id);
+    if (blob.placement) this.unmapBlob(id);
+    this.ports.helper.unregisterRange(blob.range);
+    this.ports.gpu.munmapBo(blob.mapping);
+    this.ports.gpu.destroyBo(blob.bo);
+    this.blobs.delete(id);
+  }
+
+  blobHandles(): number[] {
+    return [...this.blobs.values()].map((b) => b.bo);
+  }
+
+  stop(): void {
+    for (const id of [...this.blobs.keys()]) this.destroyBlob(id);
+    this.server.stop();
+    this.ports.helper.close();
+    this.log.info('back-end stopped');
+  }
+
+  private blob(id: number): HostBlob {
+    const b = this.blobs.get(id);
+    if (!b) throw new ConfigError(`no blob ${id}`);
+    return b;
+  }
+}

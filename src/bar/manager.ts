@@ -1,0 +1,238 @@
+/**
+ * The BAR manager: decides *what* to map when the guest touches an unmapped BAR page, asks the
+ * kernel helper to map it (the helper decides nothing but frames, D1), answers the vCPU, and
+ * reconciles its view from the helper's revoke events.
+ *
+ * Policy, per fault on BAR page P of placement B:
+ *  - run: the fault-around block of `faultAround` pages that holds P, clipped to B (D10);
+ *  - superpage: when enabled and the 2 MiB-aligned window around P lies inside B, the helper maps the
+ *    whole window as one superpage if the frames allow, else falls back to the run;
+ *  - answer: `retry` (the vCPU re-executes against the new mapping) or `emulate` (the helper
+ *    completes the access under its sequence check and we answer IORESP_READY, D4);
+ *  - forward progress: a vCPU that faults on the same page `retryLimit` times in a row with retry
+ *    answers is served by emulation (D5), so a revoke storm cannot starve it.
+ */
+import type { EmulatedAccess, HelperEvent, KernelHelperPort, MapRequest, MapResult } from '../platform/ports.js';
+import { latencyHistogram, record, type Histogram } from '../telemetry/histogram.js';
+import type { Logger } from '../telemetry/log.js';
+import { IOREQ_WRITE, type Ioreq } from '../xen/abi/ioreq.js';
+import type { IoAnswer, IoRegion } from '../ioreq/server.js';
+import { allOnes } from '../ioreq/validate.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
+import { BAR_PAGE, type BarWindow, type Placement } from './window.js';
+
+export type AnswerMode = 'retry' | 'emulate';
+
+export interface BarPolicy {
+  readonly mode: AnswerMode;
+  /** Pages mapped per fault: a power of two, 1..512. */
+  readonly faultAround: number;
+  readonly hugePages: boolean;
+  readonly retryLimit: number;
+}
+
+export const DEFAULT_POLICY: BarPolicy = { mode: 'retry', faultAround: 16, hugePages: true, retryLimit: 4 };
+
+const HUGE = 512;
+
+export interface BarCounters {
+  faults: number;
+  retries: number;
+  emulated: number;
+  forwardProgress: number;
+  holes: number;
+  rejected: number;
+  installedPages: number;
+  hugeMaps: number;
+  collisions: number;
+  invalidations: number;
+  revokes: number;
+  revokedPages: number;
+  residentPages: number;
+}
+
+export function validatePolicy(p: BarPolicy): void {
+  if (!Number.isInteger(p.faultAround) || p.faultAround < 1 || p.faultAround > HUGE || (p.faultAround & (p.faultAround - 1)) !== 0) {
+    throw new RangeError(`fault-around ${p.faultAround}: want a power of two from 1 to ${HUGE}`);
+  }
+  if (!Number.isInteger(p.retryLimit) || p.retryLimit < 1) throw new RangeError(`retry limit ${p.retryLimit}: want >= 1`);
+}
+
+/** Mutable twins of the port's request shapes, reused per vCPU so a fault allocates nothing here. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type MutableAccess = Mutable<EmulatedAccess>;
+type MutableMapRequest = Mutable<MapRequest>;
+
+export class BarManager implements IoRegion {
+  readonly name = 'bar';
+  readonly start: number;
+  readonly end: number;
+  readonly counters: BarCounters = {
+    faults: 0, retries: 0, emulated: 0, forwardProgress: 0, holes: 0, rejected: 0, installedPages: 0, hugeMaps: 0,
+    collisions: 0, invalidations: 0, revokes: 0, revokedPages: 0, residentPages: 0,
+  };
+  /** Invalidation start → p2m entries gone, flush acknowledged (inside the helper's callback). */
+  readonly revokeNs: Histogram = latencyHistogram();
+  /** Revoke done → event seen here. */
+  readonly revokeEventNs: Histogram = latencyHistogram();
+  private readonly firstGfn: number;
+  private readonly hugeOk: boolean;
+  /** Per BAR page: the interval seq the current mapping was validated at, -1 when unmapped. */
+  private readonly mappedSeq: Float64Array;
+  private readonly byRange = new Map<number, Placement>();
+  private readonly streakGfn: Float64Array;
+  private readonly streak: Int32Array;
+  private readonly requests: MutableMapRequest[];
+  private readonly accesses: MutableAccess[];
+  private readonly rlog: RateLimitedLog;
+
+  constructor(
+    private readonly window: BarWindow,
+    private readonly helper: KernelHelperPort,
+    private readonly policy: BarPolicy,
+    vcpus: number,
+    log: Logger,
+  ) {
+    validatePolicy(policy);
+    this.start = window.base;
+    this.end = window.base + window.size;
+    this.firstGfn = window.base / BAR_PAGE;
+    this.hugeOk = policy.hugePages && this.firstGfn % HUGE === 0;
+    this.mappedSeq = new Float64Array(window.pages).fill(-1);
+    this.streakGfn = new Float64Array(vcpus).fill(-1);
+    this.streak = new Int32Array(vcpus);
+    this.requests = Array.from({ length: vcpus }, () => ({ range: 0, gfn: 0, pageInRange: 0, pages: 0, tryHuge: false }));
+    this.accesses = Array.from({ length: vcpus }, () => ({ gfn: 0, byteInPage: 0, size: 8 as const, write: false, dataLo: 0, dataHi: 0 }));
+    this.rlog = new RateLimitedLog(log);
+  }
+
+  // --- blob placement (RESOURCE_MAP_BLOB / RESOURCE_UNMAP_BLOB call these) ---------------------
+
+  placeBlob(offset: number, size: number, range: number, pageInRange = 0): Placement {
+    const pl = this.window.place(offset, size, range, pageInRange);
+    this.byRange.set(range, pl);
+    return pl;
+  }
+
+  /** Takes a blob out of the BAR; every mapped page is revoked before this returns. */
+  removeBlob(placementId: number): number {
+    const pl = this.window.remove(placementId);
+    this.byRange.delete(pl.range);
+    const revoked = this.helper.unmap(this.firstGfn + pl.firstPage, pl.pages);
+    for (let p = pl.firstPage; p < pl.firstPage + pl.pages; p++) this.forget(p);
+    return revoked;
+  }
+
+  // --- the fault path ----------------------------------------------------------------------------
+
+  handle(req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void> {
+    const page = Math.floor((req.addr - this.start) / BAR_PAGE);
+    const pl = this.window.at(page);
+    if (!pl) {
+      this.counters.holes++; // the guest touched a part of the BAR no blob occupies
+      this.fillAllOnes(req, out);
+      return;
+    }
+    if (req.count !== 1) {
+      this.counters.rejected++; // rep string ops on a BAR are not emulated
+      this.rlog.warn('rep', { vcpu, count: req.count }, 'rep access to the BAR refused');
+      this.fillAllOnes(req, out);
+      return;
+    }
+    const gfn = this.firstGfn + page;
+    const forced = this.policy.mode === 'retry' && this.streakGfn[vcpu] === gfn && (this.streak[vcpu] ?? 0) >= this.policy.retryLimit;
+    const emulate = this.policy.mode === 'emulate' || forced;
+    const mreq = this.buildRequest(vcpu, pl, page, req, emulate);
+    const res = this.helper.map(mreq);
+    if (res instanceof Promise) return res.then((r) => { this.finish(r, vcpu, gfn, emulate, forced, out); });
+    this.finish(res, vcpu, gfn, emulate, forced, out);
+  }
+
+  private buildRequest(vcpu: number, pl: Placement, page: number, req: Ioreq, emulate: boolean): MapRequest {
+    const n = this.policy.faultAround;
+    const plEnd = pl.firstPage + pl.pages;
+    const runStart = Math.max(pl.firstPage, page - (page % n));
+    const runEnd = Math.min(plEnd, page - (page % n) + n);
+    const w0 = page - (page % HUGE);
+    const m = this.requests[vcpu] ?? { range: 0, gfn: 0, pageInRange: 0, pages: 0, tryHuge: false };
+    m.range = pl.range;
+    m.gfn = this.firstGfn + runStart;
+    m.pageInRange = pl.pageInRange + (runStart - pl.firstPage);
+    m.pages = runEnd - runStart;
+    m.tryHuge = this.hugeOk && w0 >= pl.firstPage && w0 + HUGE <= plEnd;
+    if (emulate) {
+      const a = this.accesses[vcpu] ?? { gfn: 0, byteInPage: 0, size: 8 as const, write: false, dataLo: 0, dataHi: 0 };
+      a.gfn = this.firstGfn + page;
+      a.byteInPage = (req.addr - this.start) % BAR_PAGE;
+      a.size = req.size as 1 | 2 | 4 | 8;
+      a.write = req.dir === IOREQ_WRITE;
+      a.dataLo = req.dataLo;
+      a.dataHi = req.dataHi;
+      m.access = a;
+    } else {
+      delete m.access;
+    }
+    return m;
+  }
+
+  private finish(r: MapResult, vcpu: number, gfn: number, emulate: boolean, forced: boolean, out: IoAnswer): void {
+    this.counters.faults++;
+    this.counters.installedPages += r.installed;
+    this.counters.collisions += r.collisions;
+    if (r.huge) this.counters.hugeMaps++;
+    const first = r.gfn - this.firstGfn;
+    for (let p = first; p < first + r.pages; p++) {
+      if ((this.mappedSeq[p] ?? -1) < 0) this.counters.residentPages++;
+      if ((this.mappedSeq[p] ?? -1) < r.seq) this.mappedSeq[p] = r.seq;
+    }
+    if (emulate) {
+      this.counters.emulated++;
+      if (forced) this.counters.forwardProgress++;
+      this.streak[vcpu] = 0;
+      out.lo = r.dataLo;
+      out.hi = r.dataHi;
+      return;
+    }
+    this.counters.retries++;
+    out.retry = true;
+    if (this.streakGfn[vcpu] === gfn) this.streak[vcpu] = (this.streak[vcpu] ?? 0) + 1;
+    else {
+      this.streakGfn[vcpu] = gfn;
+      this.streak[vcpu] = 1;
+    }
+  }
+
+  // --- revoke reconciliation -----------------------------------------------------------------------
+
+  /** Helper events: the p2m entries are already gone; bring our view and metrics up to date. */
+  onHelperEvent(ev: HelperEvent): void {
+    this.counters.invalidations++;
+    if (ev.revoked > 0) {
+      this.counters.revokes++;
+      this.counters.revokedPages += ev.revoked;
+      record(this.revokeNs, Number(ev.doneNs - ev.startNs));
+      record(this.revokeEventNs, Number(process.hrtime.bigint() - ev.doneNs));
+    }
+    const pl = this.byRange.get(ev.range);
+    if (!pl) return;
+    const from = Math.max(ev.firstPage, pl.pageInRange);
+    const to = Math.min(ev.firstPage + ev.pages, pl.pageInRange + pl.pages);
+    for (let rp = from; rp < to; rp++) {
+      const p = pl.firstPage + (rp - pl.pageInRange);
+      // Only a mapping made before this invalidation is gone; a newer one (seq >= ev.seq) stays.
+      if ((this.mappedSeq[p] ?? -1) >= 0 && (this.mappedSeq[p] ?? -1) < ev.seq) this.forget(p);
+    }
+  }
+
+  private forget(p: number): void {
+    if ((this.mappedSeq[p] ?? -1) >= 0) this.counters.residentPages--;
+    this.mappedSeq[p] = -1;
+  }
+
+  private fillAllOnes(req: Ioreq, out: IoAnswer): void {
+    if (req.dir === IOREQ_WRITE) return;
+    const o = allOnes(req.size);
+    out.lo = o.lo;
+    out.hi = o.hi;
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/** The `xvgpu` command: dispatches to sub-commands; bad usage is one line on stderr and exit 2. */
+import { UsageError } from './args.js';
+import { RUN_HELP, runCommand } from './run.js';
+import { ConfigError } from '../backend.js';
+
+const HELP = `Usage: xvgpu <command> [options]
+
+Commands:
+  run       run the back-end (simulated platform by default) with a synthetic guest
+  help      show this help, or 'xvgpu help <command>'
+
+Run 'xvgpu <command> --help' for a command's options.
+`;
+
+const HELPS: Record<string, string> = { run: RUN_HELP };
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h': {
+      const topic = rest[0];
+      process.stdout.write(topic !== undefined && HELPS[topic] !== undefined ? HELPS[topic] : HELP);
+      return 0;
+    }
+    case 'run':
+      return runCommand(rest);
+    default:
+      throw new UsageError(`unknown command '${cmd}'`, '');
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (e instanceof UsageError || e instanceof ConfigError) {
+      const hint = e instanceof UsageError ? ` (see 'xvgpu ${e.command ? `${e.command} ` : ''}--help')` : '';
+      process.stderr.write(`xvgpu: ${e.message}${hint}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`xvgpu: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 70;
+  },
+);

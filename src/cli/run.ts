@@ -1,0 +1,117 @@
+/** `xvgpu run`: the back-end against a platform, with the synthetic guest on the simulated one. */
+import { PATTERNS } from '../guest/workload.js';
+import { formatSummary, runSimulation, type Progress, type SimRunOptions } from '../session/simulation.js';
+import { formatNs } from '../telemetry/histogram.js';
+import { createLogger } from '../telemetry/log.js';
+import { UsageError, choiceOption, intOption, numberOption, parse, sizeOption, type Options } from './args.js';
+
+export const RUN_HELP = `Usage: xvgpu run [options]
+
+Runs the xvgpu back-end: an ioreq server and BAR manager that map host GPU buffer pages into the
+guest p2m on fault and revoke them when the host invalidates them. On the simulated platform (the
+default) a synthetic guest touches blob pages while host pressure evicts the buffers.
+
+Options:
+  --platform sim          platform to run on (only 'sim' is available in this build)
+  --vcpus N               guest vCPUs, 1-128 (default 2)
+  --duration S            seconds to run (default 10)
+  --workload NAME         access pattern: ${PATTERNS.join(', ')} (default random)
+  --evict-rate HZ         host evictions per second, 0 for none (default 100)
+  --mode retry|emulate    answer to a fault: map then retry, or map then emulate (default retry)
+  --fault-around PAGES    pages mapped per fault, a power of two 1-512 (default 16)
+  --no-huge               never map 2 MiB superpages
+  --blobs N               blobs placed in the BAR (default 8)
+  --blob-size SIZE        bytes per blob, e.g. 4M (default 4M)
+  --seed N                workload and eviction seed (default 1)
+  --stock-xen             model stock Xen (no retry state; --mode emulate required)
+  --json                  print one JSON summary object on stdout
+  --log-level LEVEL       pino level for stderr logs (default warn)
+  -h, --help              show this help
+
+Exit status: 0 on a clean run, 1 when a check failed (stale access, integrity error, guest crash),
+2 on bad usage.
+`;
+
+const OPTIONS: Options = {
+  platform: { type: 'string' },
+  vcpus: { type: 'string' },
+  duration: { type: 'string' },
+  workload: { type: 'string' },
+  'evict-rate': { type: 'string' },
+  mode: { type: 'string' },
+  'fault-around': { type: 'string' },
+  'no-huge': { type: 'boolean' },
+  blobs: { type: 'string' },
+  'blob-size': { type: 'string' },
+  seed: { type: 'string' },
+  'stock-xen': { type: 'boolean' },
+  json: { type: 'boolean' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export function parseRunArgs(argv: string[]): (SimRunOptions & { json: boolean; logLevel: string }) | 'help' {
+  const cmd = 'run';
+  const v = parse(cmd, argv, OPTIONS);
+  if (v.help === true) return 'help';
+  choiceOption(cmd, 'platform', v.platform, 'sim', ['sim'] as const);
+  const faultAround = intOption(cmd, 'fault-around', v['fault-around'], 16, 1, 512);
+  if ((faultAround & (faultAround - 1)) !== 0) throw new UsageError(`--fault-around must be a power of two, got ${faultAround}`, cmd);
+  const blobSize = sizeOption(cmd, 'blob-size', v['blob-size'], 4 * 1024 * 1024, 4096, 1024 ** 3);
+  if (blobSize % 4096 !== 0) throw new UsageError('--blob-size must be a multiple of 4096', cmd);
+  const blobs = intOption(cmd, 'blobs', v.blobs, 8, 1, 256);
+  if (blobs * blobSize > 4 * 1024 ** 3) throw new UsageError('--blobs x --blob-size must stay within 4 GiB', cmd);
+  const mode = choiceOption(cmd, 'mode', v.mode, 'retry', ['retry', 'emulate'] as const);
+  const stockXen = v['stock-xen'] === true;
+  if (stockXen && mode === 'retry') throw new UsageError('--stock-xen has no retry state: use --mode emulate', cmd);
+  return {
+    vcpus: intOption(cmd, 'vcpus', v.vcpus, 2, 1, 128),
+    durationS: numberOption(cmd, 'duration', v.duration, 10, 0.1, 86400),
+    workload: choiceOption(cmd, 'workload', v.workload, 'random', PATTERNS),
+    evictRate: numberOption(cmd, 'evict-rate', v['evict-rate'], 100, 0, 100_000),
+    mode,
+    faultAround,
+    hugePages: v['no-huge'] !== true,
+    blobs,
+    blobSize,
+    seed: intOption(cmd, 'seed', v.seed, 1, 0, 2 ** 31),
+    stockXen,
+    json: v.json === true,
+    logLevel: choiceOption(cmd, 'log-level', v['log-level'], 'warn', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+  };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const opts = parseRunArgs(argv);
+  if (opts === 'help') {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const log = createLogger(opts.logLevel);
+  const abort = new AbortController();
+  let interrupted = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (++interrupted > 1) process.exit(130); // a second signal: stop now
+    log.warn({ signal: sig }, 'stopping: finishing the run and printing the summary');
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const live = process.stderr.isTTY && !opts.json ? statusLine : undefined;
+  try {
+    const summary = await runSimulation(opts, log, live, abort.signal);
+    if (live) process.stderr.write('\r\x1b[K');
+    process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
+    const ok = summary.stale_accesses === 0 && summary.integrity_errors === 0 && summary.guest_crashes.length === 0;
+    return ok ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function statusLine(p: Progress): void {
+  process.stderr.write(
+    `\r\x1b[K[${p.elapsedS.toFixed(1)} s] faults ${p.faults}  revokes ${p.revokes}  evictions ${p.evictions}  resident ${p.residentPages} pages  service p50 ${formatNs(p.faultP50)}`,
+  );
+}

@@ -1,0 +1,77 @@
+/**
+ * The synthetic guest: one worker thread per vCPU running a named access pattern over the blobs the
+ * guest has placed in the BAR. Results are merged when every vCPU has stopped.
+ */
+import { Worker } from 'node:worker_threads';
+import type { CpuCounters } from '../platform/sim/cpu.js';
+import type { SimXen } from '../platform/sim/xen.js';
+import { addEncoded, latencyHistogram, type Histogram } from '../telemetry/histogram.js';
+import { distFile } from '../util/dist-path.js';
+import type { VcpuWorkerData } from './vcpu-worker.js';
+import type { WorkloadCounters, WorkloadSpec } from './workload.js';
+
+export interface VcpuResult {
+  readonly vcpu: number;
+  readonly cpu: CpuCounters;
+  readonly work: WorkloadCounters;
+  readonly ioreqHist: string;
+  readonly crash?: string;
+}
+
+export interface GuestResult {
+  readonly vcpus: VcpuResult[];
+  readonly totals: CpuCounters & { reads: number; writes: number; integrityErrors: number };
+  /** Guest-visible time blocked per ioreq, all vCPUs. */
+  readonly ioreqNs: Histogram;
+  readonly crashes: string[];
+  readonly samples: string[];
+}
+
+export class SyntheticGuest {
+  private readonly workers: Worker[] = [];
+  private readonly results: Promise<VcpuResult>[] = [];
+
+  constructor(private readonly xen: SimXen, private readonly workload: WorkloadSpec) {}
+
+  /** Starts one worker per vCPU; resolves once every vCPU is online. */
+  async start(): Promise<void> {
+    const online: Promise<void>[] = [];
+    for (let v = 0; v < this.xen.vcpus; v++) {
+      const data: VcpuWorkerData = { config: this.xen.config, buffers: this.xen.buffers, vcpu: v, retryCap: this.xen.caps.retry, workload: this.workload };
+      const w = new Worker(distFile('guest/vcpu-worker.js'), { workerData: data });
+      this.workers.push(w);
+      online.push(new Promise((resolve, reject) => { w.once('online', resolve); w.once('error', reject); }));
+      this.results.push(
+        new Promise((resolve, reject) => {
+          w.once('message', (m: VcpuResult) => { resolve(m); });
+          w.once('error', reject);
+          w.once('exit', (code) => { reject(new Error(`vCPU ${v} worker exited (${code}) without a result`)); });
+        }),
+      );
+    }
+    await Promise.all(online);
+  }
+
+  /** Asks every vCPU to stop and gathers the results. */
+  async stop(): Promise<GuestResult> {
+    this.xen.requestStop();
+    const vcpus = await Promise.all(this.results);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    const ioreqNs = latencyHistogram();
+    const totals = { accesses: 0, ioreqs: 0, retries: 0, staleAccesses: 0, flushAcks: 0, unclaimed: 0, reads: 0, writes: 0, integrityErrors: 0 };
+    for (const r of vcpus) {
+      addEncoded(ioreqNs, r.ioreqHist);
+      for (const k of ['accesses', 'ioreqs', 'retries', 'staleAccesses', 'flushAcks', 'unclaimed'] as const) totals[k] += r.cpu[k];
+      totals.reads += r.work.reads;
+      totals.writes += r.work.writes;
+      totals.integrityErrors += r.work.integrityErrors;
+    }
+    return {
+      vcpus,
+      totals,
+      ioreqNs,
+      crashes: vcpus.flatMap((r) => (r.crash ? [`vCPU ${r.vcpu}: ${r.crash}`] : [])),
+      samples: vcpus.flatMap((r) => r.work.samples),
+    };
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The synthetic guest's access patterns and its integrity bookkeeping. Every write stores a stamp
+ * (blob, page, generation) in this vCPU's own 8-byte slot of the page; every read of that slot must
+ * return exactly the latest stamp this vCPU wrote there (or zero if it never wrote). Pages are
+ * shared between vCPUs (each has its own slot), so faults on one page race across vCPUs.
+ */
+
+export const PATTERNS = ['seq', 'random', 'hotset', 'write-heavy'] as const;
+export type PatternName = (typeof PATTERNS)[number];
+
+export interface BlobView {
+  readonly id: number;
+  readonly gpa: number;
+  readonly pages: number;
+}
+
+export interface WorkloadSpec {
+  readonly pattern: PatternName;
+  readonly blobs: readonly BlobView[];
+  readonly seed: number;
+  /** Pages in the hot set of `hotset` (default 64). */
+  readonly hotPages?: number;
+}
+
+/** The memory operations a workload needs; SimCpu satisfies it. */
+export interface GuestCpu {
+  lo: number;
+  hi: number;
+  load64(gpa: number): void;
+  store64(gpa: number, lo: number, hi: number): void;
+}
+
+export interface WorkloadCounters {
+  reads: number;
+  writes: number;
+  integrityErrors: number;
+  /** The first few mismatches, for the log. */
+  samples: string[];
+}
+
+const WRITE_FRACTION: Record<PatternName, number> = { seq: 0.5, random: 0.3, hotset: 0.3, 'write-heavy': 0.8 };
+
+export function stampTag(blobId: number, page: number): number {
+  return (((blobId & 0x3ff) << 22) | (page & 0x3f_ffff)) >>> 0;
+}
+
+export class Workload {
+  readonly counters: WorkloadCounters = { reads: 0, writes: 0, integrityErrors: 0, samples: [] };
+  private readonly firstPage: Int32Array; // prefix sums: global page index of each blob's page 0
+  private readonly totalPages: number;
+  private readonly gen: Uint32Array;
+  private rng: number;
+  private cursor: number;
+  private readonly hot: number;
+  private readonly writeFraction: number;
+
+  constructor(private readonly spec: WorkloadSpec, private readonly vcpu: number, vcpus: number) {
+    if (spec.blobs.length === 0) throw new Error('workload: no blobs');
+    this.firstPage = new Int32Array(spec.blobs.length + 1);
+    spec.blobs.forEach((b, i) => (this.firstPage[i + 1] = (this.firstPage[i] ?? 0) + b.pages));
+    this.totalPages = this.firstPage[spec.blobs.length] ?? 0;
+    this.gen = new Uint32Array(this.totalPages);
+    this.rng = (spec.seed * 2654435761 + vcpu * 40503 + 1) >>> 0 || 1;
+    this.cursor = Math.floor((this.totalPages * vcpu) / vcpus);
+    this.hot = Math.max(1, Math.min(spec.hotPages ?? 64, this.totalPages));
+    this.writeFraction = WRITE_FRACTION[spec.pattern];
+  }
+
+  /** One guest memory operation. */
+  step(cpu: GuestCpu): void {
+    const g = this.nextPage();
+    const bi = this.blobOf(g);
+    const blob = this.spec.blobs[bi];
+    if (!blob) return;
+    const page = g - (this.firstPage[bi] ?? 0);
+    const gpa = blob.gpa + page * 4096 + this.vcpu * 8;
+    if (this.random() < this.writeFraction) {
+      const next = ((this.gen[g] ?? 0) + 1) >>> 0 || 1;
+      cpu.store64(gpa, stampTag(blob.id, page), next);
+      this.gen[g] = next;
+      this.counters.writes++;
+    } else {
+      cpu.load64(gpa);
+      this.counters.reads++;
+      this.verify(cpu, blob.id, page, this.gen[g] ?? 0);
+    }
+  }
+
+  private verify(cpu: GuestCpu, blobId: number, page: number, gen: number): void {
+    const wantLo = gen === 0 ? 0 : stampTag(blobId, page);
+    if (cpu.lo >>> 0 === wantLo && cpu.hi >>> 0 === gen) return;
+    this.counters.integrityErrors++;
+    if (this.counters.samples.length < 5) {
+      this.counters.samples.push(`blob ${blobId} page ${page}: read ${(cpu.hi >>> 0).toString(16)}:${(cpu.lo >>> 0).toString(16)}, want ${gen.toString(16)}:${wantLo.toString(16)}`);
+    }
+  }
+
+  private nextPage(): number {
+    switch (this.spec.pattern) {
+      case 'seq':
+        this.cursor = (this.cursor + 1) % this.totalPages;
+        return this.cursor;
+      case 'hotset':
+        return this.random() < 0.9 ? this.randomBelow(this.hot) : this.randomBelow(this.totalPages);
+      case 'random':
+      case 'write-heavy':
+        return this.randomBelow(this.totalPages);
+    }
+  }
+
+  private blobOf(g: number): number {
+    let lo = 0;
+    let hi = this.spec.blobs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.firstPage[mid] ?? 0) <= g) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** xorshift32: cheap, seeded, reproducible per vCPU. */
+  private random(): number {
+    let x = this.rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rng = x >>> 0;
+    return this.rng / 0x1_0000_0000;
+  }
+
+  private randomBelow(n: number): number {
+    return Math.floor(this.random() * n);
+  }
+}

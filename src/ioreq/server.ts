@@ -1,0 +1,234 @@
+/**
+ * The ioreq server loop (D6: one code path for the simulation and Xen):
+ *
+ *   event channel fires → unmask → slot READY→INPROCESS → decode → validate → dispatch by region →
+ *   write data (reads) → INPROCESS→IORESP_READY or IORESP_RETRY → notify the vCPU's channel
+ *
+ * INVALIDATE and TIMEOFFSET are acknowledged (Xen broadcasts them to every server). Requests outside
+ * every region read as all ones and their writes are dropped. Every refusal is counted and logged at
+ * most once a second per reason. A handler may answer synchronously (the fast path: nothing is
+ * allocated) or return a promise (it had to wait, e.g. for an invalidation in flight).
+ */
+import {
+  IOREQ_READ,
+  IOREQ_TYPE_INVALIDATE,
+  IOREQ_TYPE_TIMEOFFSET,
+  STATE_IOREQ_INPROCESS,
+  STATE_IOREQ_READY,
+  STATE_IORESP_READY,
+  STATE_IORESP_RETRY,
+  emptyIoreq,
+  type Ioreq,
+  type IoreqPage,
+} from '../xen/abi/ioreq.js';
+import type { EventChannels, HypervisorPort, IoreqServerHandle } from '../platform/ports.js';
+import { latencyHistogram, record, type Histogram } from '../telemetry/histogram.js';
+import type { Logger } from '../telemetry/log.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
+import { BAD_IOREQ_NAMES, BadIoreq, allOnes, validateIoreq } from './validate.js';
+
+/** What a handler fills in: data for a read, or `retry` to have the vCPU re-execute. */
+export interface IoAnswer {
+  retry: boolean;
+  lo: number;
+  hi: number;
+}
+
+export interface IoRegion {
+  readonly name: string;
+  readonly start: number;
+  /** Exclusive. */
+  readonly end: number;
+  handle(req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void>;
+}
+
+export interface ServerCounters {
+  requests: number;
+  invalidates: number;
+  timeoffsets: number;
+  spurious: number;
+  unclaimed: number;
+  bad: number;
+  handlerErrors: number;
+  answeredReady: number;
+  answeredRetry: number;
+  /** The slot left INPROCESS while we served it (only a misbehaving guest or Xen can do that). */
+  slotLost: number;
+  badByReason: Record<string, number>;
+}
+
+export class IoreqServer {
+  readonly counters: ServerCounters = {
+    requests: 0, invalidates: 0, timeoffsets: 0, spurious: 0, unclaimed: 0, bad: 0, handlerErrors: 0,
+    answeredReady: 0, answeredRetry: 0, slotLost: 0, badByReason: {},
+  };
+  /** Server-side service time, slot taken → answer published. */
+  readonly serviceNs: Histogram = latencyHistogram();
+  private readonly regions: IoRegion[] = [];
+  private readonly rlog: RateLimitedLog;
+  private handle: IoreqServerHandle | undefined;
+  private page: IoreqPage | undefined;
+  private evtchn: EventChannels | undefined;
+  private portOfVcpu: Int32Array;
+  private readonly vcpuOfPort = new Map<number, number>();
+  private readonly reqs: Ioreq[];
+  private readonly answers: IoAnswer[];
+  private readonly started: Float64Array;
+
+  constructor(private readonly hv: HypervisorPort, private readonly log: Logger) {
+    this.rlog = new RateLimitedLog(log);
+    this.portOfVcpu = new Int32Array(hv.vcpus);
+    this.reqs = Array.from({ length: hv.vcpus }, emptyIoreq);
+    this.answers = Array.from({ length: hv.vcpus }, () => ({ retry: false, lo: 0, hi: 0 }));
+    this.started = new Float64Array(hv.vcpus);
+  }
+
+  /** Claims [start, end) for a handler; regions may not overlap. */
+  addRegion(region: IoRegion): void {
+    if (!(region.start < region.end)) throw new RangeError(`region ${region.name}: empty`);
+    for (const r of this.regions) {
+      if (region.start < r.end && r.start < region.end) throw new RangeError(`region ${region.name} overlaps ${r.name}`);
+    }
+    this.regions.push(region);
+    this.regions.sort((a, b) => a.start - b.start);
+    this.handle?.mapRange('mmio', region.start, region.end - 1);
+  }
+
+  /** Creates the ioreq server, binds every vCPU's channel and enables it. */
+  start(): void {
+    if (this.handle) throw new Error('ioreq server already started');
+    const h = this.hv.createIoreqServer();
+    this.handle = h;
+    this.page = h.page;
+    for (const r of this.regions) h.mapRange('mmio', r.start, r.end - 1);
+    const ev = this.hv.openEventChannels();
+    this.evtchn = ev;
+    for (let v = 0; v < this.hv.vcpus; v++) {
+      const port = ev.bindInterdomain(h.page.readVpEport(v));
+      this.portOfVcpu[v] = port;
+      this.vcpuOfPort.set(port, v);
+    }
+    ev.onPending((port) => { this.onPort(port); });
+    h.setEnabled(true);
+    this.log.info({ server: h.id, vcpus: this.hv.vcpus, regions: this.regions.map((r) => r.name) }, 'ioreq server enabled');
+  }
+
+  stop(): void {
+    this.handle?.setEnabled(false);
+    this.handle?.destroy();
+    this.evtchn?.close();
+    this.handle = undefined;
+  }
+
+  private onPort(port: number): void {
+    const v = this.vcpuOfPort.get(port);
+    this.evtchn?.unmask(port);
+    if (v === undefined) {
+      this.counters.spurious++;
+      return;
+    }
+    this.service(v);
+  }
+
+  private service(v: number): void {
+    const page = this.page;
+    if (!page) return;
+    if (!page.transitionState(v, STATE_IOREQ_READY, STATE_IOREQ_INPROCESS)) {
+      this.counters.spurious++; // a notification with no request posted (or one we already took)
+      return;
+    }
+    this.started[v] = performance.now();
+    this.counters.requests++;
+    const req = page.read(v, this.reqs[v] ?? emptyIoreq());
+    const ans = this.answers[v] ?? { retry: false, lo: 0, hi: 0 };
+    ans.retry = false;
+    ans.lo = 0;
+    ans.hi = 0;
+    if (req.type === IOREQ_TYPE_INVALIDATE || req.type === IOREQ_TYPE_TIMEOFFSET) {
+      // Mapcache invalidation / time offset: we keep no mapcache and no clock, so acknowledging is all.
+      if (req.type === IOREQ_TYPE_INVALIDATE) this.counters.invalidates++;
+      else this.counters.timeoffsets++;
+      this.complete(v, req, ans);
+      return;
+    }
+    const bad = validateIoreq(req);
+    if (bad !== BadIoreq.None) {
+      this.refuse(v, req, ans, bad);
+      return;
+    }
+    const region = this.find(req.addr);
+    if (!region || req.addr + req.size * req.count > region.end) {
+      this.counters.unclaimed++;
+      this.rlog.warn('unclaimed', { addr: req.addr.toString(16), size: req.size }, 'ioreq outside every region');
+      this.fillAllOnes(req, ans);
+      this.complete(v, req, ans);
+      return;
+    }
+    let pending: void | Promise<void>;
+    try {
+      pending = region.handle(req, v, ans);
+    } catch (e) {
+      this.handlerFailed(v, req, ans, region, e);
+      return;
+    }
+    if (pending) {
+      pending.then(
+        () => { this.complete(v, req, ans); },
+        (e: unknown) => { this.handlerFailed(v, req, ans, region, e); },
+      );
+    } else {
+      this.complete(v, req, ans);
+    }
+  }
+
+  private refuse(v: number, req: Ioreq, ans: IoAnswer, bad: BadIoreq): void {
+    const name = BAD_IOREQ_NAMES[bad];
+    this.counters.bad++;
+    this.counters.badByReason[name] = (this.counters.badByReason[name] ?? 0) + 1;
+    this.rlog.warn(`bad:${name}`, { vcpu: v, reason: name, addr: req.addr.toString(16), size: req.size, count: req.count, type: req.type }, 'bad ioreq refused');
+    this.fillAllOnes(req, ans);
+    this.complete(v, req, ans);
+  }
+
+  private handlerFailed(v: number, req: Ioreq, ans: IoAnswer, region: IoRegion, e: unknown): void {
+    this.counters.handlerErrors++;
+    this.rlog.warn(`handler:${region.name}`, { vcpu: v, region: region.name, addr: req.addr.toString(16), err: String(e) }, 'handler failed; access completed as unclaimed');
+    ans.retry = false;
+    this.fillAllOnes(req, ans);
+    this.complete(v, req, ans);
+  }
+
+  private fillAllOnes(req: Ioreq, ans: IoAnswer): void {
+    if (req.dir !== IOREQ_READ) return;
+    const ones = allOnes(Math.min(Math.max(req.size, 1), 8));
+    ans.lo = ones.lo;
+    ans.hi = ones.hi;
+  }
+
+  /** Publishes the answer: data first, then the state (Atomics orders them), then the notify. */
+  private complete(v: number, req: Ioreq, ans: IoAnswer): void {
+    const page = this.page;
+    const ev = this.evtchn;
+    if (!page || !ev) return;
+    // Never send the retry state to a hypervisor that did not advertise it: stock Xen kills the guest.
+    const retry = ans.retry && this.hv.caps.retry;
+    if (req.dir === IOREQ_READ && !retry) page.writeData(v, ans.lo, ans.hi);
+    if (!page.transitionState(v, STATE_IOREQ_INPROCESS, retry ? STATE_IORESP_RETRY : STATE_IORESP_READY)) {
+      this.counters.slotLost++;
+      this.rlog.warn('slot-lost', { vcpu: v }, 'ioreq slot left INPROCESS while being served');
+      return;
+    }
+    if (retry) this.counters.answeredRetry++;
+    else this.counters.answeredReady++;
+    record(this.serviceNs, (performance.now() - (this.started[v] ?? 0)) * 1e6);
+    ev.notify(this.portOfVcpu[v] ?? 0);
+  }
+
+  private find(addr: number): IoRegion | undefined {
+    for (const r of this.regions) {
+      if (addr < r.start) return undefined;
+      if (addr < r.end) return r;
+    }
+    return undefined;
+  }
+}

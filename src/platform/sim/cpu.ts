@@ -1,0 +1,210 @@
+/**
+ * One simulated vCPU (runs inside a worker thread): loads and stores on guest-physical addresses
+ * through the BAR p2m with a private TLB, exactly as the hardware + Xen would treat them:
+ *
+ *  - every access first honours a pending TLB flush and acknowledges it (the flush IPI);
+ *  - a mapped page is reached with no exit at all;
+ *  - an unmapped page inside the ioreq server's ranges fills this vCPU's ioreq slot, sends on the
+ *    event channel and blocks until the slot reads IORESP_READY (the access completes with the
+ *    slot's data) or IORESP_RETRY (the instruction re-executes);
+ *  - anything else is unclaimed MMIO: reads return all ones, writes are dropped.
+ *
+ * Each frame reached through a translation is checked against the generation it had when the
+ * translation was made: a mismatch is an access to a frame after its revoke completed (stale).
+ */
+import {
+  IOREQ_READ,
+  IOREQ_TYPE_COPY,
+  IOREQ_WRITE,
+  IoreqPage,
+  STATE_IOREQ_NONE,
+  STATE_IOREQ_READY,
+  STATE_IORESP_READY,
+  STATE_IORESP_RETRY,
+  emptyIoreq,
+} from '../../xen/abi/ioreq.js';
+import { CTL_FLUSH_EPOCH, CTL_STOP, MachineViews, PAGE_SHIFT, PAGE_SIZE, RUN_BLOCKED, RUN_RUNNING, type MachineBuffers, type MachineConfig } from './machine.js';
+
+/** Thrown out of an access when the domain must die (Xen's domain_crash on a bad ioreq state). */
+export class DomainCrash extends Error {}
+/** Thrown out of an access when the machine is being torn down while the vCPU waits. */
+export class VcpuStopped extends Error {}
+
+export interface CpuCounters {
+  accesses: number;
+  ioreqs: number;
+  retries: number;
+  staleAccesses: number;
+  flushAcks: number;
+  unclaimed: number;
+}
+
+export interface CpuOptions {
+  /** The hypervisor advertises the retry state (otherwise state 4 crashes the domain, as on Xen). */
+  readonly retryCap: boolean;
+  /** Called with the ns a vCPU spent blocked on one ioreq. */
+  readonly onIoreqDone?: (ns: number) => void;
+}
+
+export class SimCpu {
+  readonly counters: CpuCounters = { accesses: 0, ioreqs: 0, retries: 0, staleAccesses: 0, flushAcks: 0, unclaimed: 0 };
+  /** Result of the last load: low and high 32 bits. */
+  lo = 0;
+  hi = 0;
+
+  private readonly views: MachineViews;
+  private readonly page: IoreqPage;
+  private readonly barBase: number;
+  private readonly barEnd: number;
+  // TLB: per BAR page, the frame + 1, the frame's generation, and the TLB epoch of the entry.
+  private readonly tlbFrame: Int32Array;
+  private readonly tlbGen: Int32Array;
+  private readonly tlbEpoch: Int32Array;
+  private localEpoch = 1;
+  private seenFlush = 0;
+  private readonly req = emptyIoreq();
+
+  constructor(config: MachineConfig, buffers: MachineBuffers, readonly vcpu: number, private readonly opts: CpuOptions) {
+    this.views = new MachineViews(config, buffers);
+    this.page = new IoreqPage(buffers.ioreq, 0, config.vcpus);
+    this.barBase = config.barBase;
+    this.barEnd = config.barBase + config.barPages * PAGE_SIZE;
+    this.tlbFrame = new Int32Array(config.barPages);
+    this.tlbGen = new Int32Array(config.barPages);
+    this.tlbEpoch = new Int32Array(config.barPages);
+    this.seenFlush = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
+  }
+
+  online(): void {
+    this.views.setRunState(this.vcpu, RUN_RUNNING);
+  }
+
+  offline(): void {
+    this.views.setRunState(this.vcpu, 0);
+  }
+
+  stopRequested(): boolean {
+    return Atomics.load(this.views.ctl, CTL_STOP) !== 0;
+  }
+
+  /** 8-byte load; the value lands in `lo` / `hi`. */
+  load64(gpa: number): void {
+    this.access(gpa, false, 0, 0);
+  }
+
+  store64(gpa: number, lo: number, hi: number): void {
+    this.access(gpa, true, lo, hi);
+  }
+
+  private access(gpa: number, write: boolean, lo: number, hi: number): void {
+    this.counters.accesses++;
+    for (;;) {
+      this.pollFlush();
+      if (gpa >= this.barBase && gpa + 8 <= this.barEnd) {
+        const idx = (gpa - this.barBase) >>> PAGE_SHIFT;
+        const frame = this.translate(idx);
+        if (frame >= 0) {
+          this.touchFrame(idx, frame, (gpa - this.barBase) & (PAGE_SIZE - 1), write, lo, hi);
+          return;
+        }
+      }
+      if (!this.views.serverClaims(gpa, 8)) {
+        this.counters.unclaimed++;
+        if (!write) this.lo = this.hi = 0xffff_ffff;
+        return;
+      }
+      if (!this.ioreq(gpa, write, lo, hi)) return; // completed by the server
+      this.counters.retries++; // the server mapped the page: re-execute the instruction
+    }
+  }
+
+  /** Honours a pending flush before the next instruction, and acknowledges it. */
+  private pollFlush(): void {
+    const epoch = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
+    if (epoch === this.seenFlush) return;
+    this.localEpoch++; // invalidates every TLB entry at once
+    this.seenFlush = epoch;
+    this.counters.flushAcks++;
+    Atomics.store(this.views.ctl, this.views.ackedEpochIndex(this.vcpu), epoch);
+    this.views.setRunState(this.vcpu, RUN_RUNNING); // bumps ACK_SEQ and wakes the flusher
+  }
+
+  private translate(idx: number): number {
+    if (this.tlbEpoch[idx] === this.localEpoch) return (this.tlbFrame[idx] ?? 0) - 1;
+    const entry = Atomics.load(this.views.p2m, idx);
+    if (entry === 0) return -1;
+    const frame = entry - 1;
+    this.tlbFrame[idx] = entry;
+    // Safe to read after the entry: the frame cannot be freed before this vCPU acknowledges a flush.
+    this.tlbGen[idx] = Atomics.load(this.views.frameGen, frame);
+    this.tlbEpoch[idx] = this.localEpoch;
+    return frame;
+  }
+
+  private touchFrame(idx: number, frame: number, off: number, write: boolean, lo: number, hi: number): void {
+    const w = (frame * PAGE_SIZE + off) >>> 2;
+    const h = this.views.host32;
+    if (write) {
+      h[w] = lo;
+      h[w + 1] = hi;
+    } else {
+      this.lo = h[w] ?? 0;
+      this.hi = h[w + 1] ?? 0;
+    }
+    // Still inside the same "instruction": no flush can have been acknowledged in between.
+    if (Atomics.load(this.views.frameGen, frame) !== this.tlbGen[idx]) this.counters.staleAccesses++;
+  }
+
+  /** Posts an ioreq and blocks; returns true when the answer is "retry". */
+  private ioreq(gpa: number, write: boolean, lo: number, hi: number): boolean {
+    const v = this.vcpu;
+    const port = Atomics.load(this.views.ctl, this.views.boundPortIndex(v));
+    if (port === 0) throw new DomainCrash(`vCPU ${v}: ioreq with no server port bound`);
+    if (this.page.loadState(v) !== STATE_IOREQ_NONE) throw new DomainCrash(`vCPU ${v}: device model set bad IO state`);
+    const r = this.req;
+    r.addr = gpa;
+    r.dataLo = write ? lo : 0;
+    r.dataHi = write ? hi : 0;
+    r.count = 1;
+    r.size = 8;
+    r.vpEport = this.page.readVpEport(v);
+    r.state = STATE_IOREQ_READY;
+    r.dataIsPtr = false;
+    r.dir = write ? IOREQ_WRITE : IOREQ_READ;
+    r.df = false;
+    r.type = IOREQ_TYPE_COPY;
+    this.counters.ioreqs++;
+    const t0 = performance.now();
+    this.views.setRunState(v, RUN_BLOCKED);
+    this.page.post(v, r);
+    this.views.sendToServer(port);
+    const state = this.waitForAnswer();
+    if (state === STATE_IORESP_READY && !write) {
+      this.page.read(v, r);
+      this.lo = r.dataLo;
+      this.hi = r.dataHi;
+    }
+    // wait_for_io(): consume the answer and hand the slot back.
+    this.page.transitionState(v, state, STATE_IOREQ_NONE);
+    this.views.setRunState(v, RUN_RUNNING);
+    this.opts.onIoreqDone?.((performance.now() - t0) * 1e6);
+    return state === STATE_IORESP_RETRY;
+  }
+
+  private waitForAnswer(): number {
+    const ctl = this.views.ctl;
+    const ev = this.views.evtchnIndex(this.vcpu);
+    for (;;) {
+      const seen = Atomics.load(ctl, ev);
+      const state = this.page.loadState(this.vcpu);
+      if (state === STATE_IORESP_READY) return state;
+      if (state === STATE_IORESP_RETRY) {
+        if (!this.opts.retryCap) throw new DomainCrash(`vCPU ${this.vcpu}: Weird HVM iorequest state ${state}`);
+        return state;
+      }
+      if (state > STATE_IORESP_RETRY || state === STATE_IOREQ_NONE) throw new DomainCrash(`vCPU ${this.vcpu}: Weird HVM iorequest state ${state}`);
+      if (Atomics.load(ctl, CTL_STOP) === 2) throw new VcpuStopped();
+      Atomics.wait(ctl, ev, seen, 100);
+    }
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The simulated Xen: one guest domain whose vCPUs are worker threads (see src/guest/), its BAR
+ * p2m, one ioreq server with the real shared-page layout, per-vCPU event channels and the flush
+ * protocol. Everything the back-end sees goes through HypervisorPort, as it would on Xen.
+ */
+import type { EventChannels, GuestMemory, HypervisorCaps, HypervisorPort, IoRangeKind, IoreqServerHandle } from '../ports.js';
+import { IoreqPage, STATE_IOREQ_NONE } from '../../xen/abi/ioreq.js';
+import {
+  CTL_ACK_SEQ,
+  CTL_DOORBELL,
+  CTL_FLUSH_EPOCH,
+  CTL_SERVER_ENABLED,
+  CTL_STOP,
+  MAX_IO_RANGES,
+  MachineViews,
+  PAGE_SHIFT,
+  RUN_RUNNING,
+  VP_EPORT_BASE,
+  allocateMachine,
+  type MachineBuffers,
+  type MachineConfig,
+} from './machine.js';
+
+export interface SimXenOptions {
+  /** Advertise the STATE_IORESP_RETRY extension (the proposal); false models stock Xen. */
+  readonly retry: boolean;
+  /** Test-only fault injection: skip waiting for flush acknowledgements (stale accesses must show). */
+  readonly unsafeSkipFlushWait?: boolean;
+}
+
+/** p2m operations the simulated kernel helper's `soft`-like back-end uses. */
+export interface SimP2m {
+  readonly firstGfn: number;
+  readonly pages: number;
+  install(gfn: number, frame: number): void;
+  /** Clears an entry; true if one was present. */
+  clear(gfn: number): boolean;
+  /** Flush every vCPU's TLB and wait until each running vCPU has acknowledged (a flush IPI). */
+  flushTlbs(): void;
+}
+
+export class SimXen implements HypervisorPort, SimP2m {
+  readonly kind = 'sim' as const;
+  readonly domid = 1;
+  readonly caps: HypervisorCaps;
+  readonly vcpus: number;
+  readonly views: MachineViews;
+  readonly buffers: MachineBuffers;
+  readonly firstGfn: number;
+  readonly pages: number;
+  flushes = 0;
+  private server: SimIoreqServer | undefined;
+  private readonly irqLevels = new Map<number, boolean>();
+
+  constructor(readonly config: MachineConfig, private readonly opts: SimXenOptions) {
+    this.buffers = allocateMachine(config);
+    this.views = new MachineViews(config, this.buffers);
+    this.caps = { retry: opts.retry };
+    this.vcpus = config.vcpus;
+    this.firstGfn = Math.floor(config.barBase / 2 ** PAGE_SHIFT);
+    this.pages = config.barPages;
+  }
+
+  createIoreqServer(): IoreqServerHandle {
+    if (this.server) throw new Error('sim: one ioreq server per domain in this simulation');
+    this.server = new SimIoreqServer(this.views, this.vcpus);
+    return this.server;
+  }
+
+  openEventChannels(): EventChannels {
+    return new SimEventChannels(this.views, this.vcpus);
+  }
+
+  guestMemory(): GuestMemory {
+    return new SimGuestMemory(new Uint8Array(this.buffers.ram));
+  }
+
+  setIrqLevel(irq: number, level: boolean): void {
+    this.irqLevels.set(irq, level);
+  }
+
+  irqLevel(irq: number): boolean {
+    return this.irqLevels.get(irq) ?? false;
+  }
+
+  install(gfn: number, frame: number): void {
+    Atomics.store(this.views.p2m, this.index(gfn), frame + 1);
+  }
+
+  clear(gfn: number): boolean {
+    return Atomics.exchange(this.views.p2m, this.index(gfn), 0) !== 0;
+  }
+
+  flushTlbs(): void {
+    this.flushes++;
+    const ctl = this.views.ctl;
+    const epoch = Atomics.add(ctl, CTL_FLUSH_EPOCH, 1) + 1;
+    if (this.opts.unsafeSkipFlushWait === true) return;
+    for (let v = 0; v < this.vcpus; v++) {
+      for (;;) {
+        const seen = Atomics.load(ctl, CTL_ACK_SEQ);
+        // A vCPU that is blocked or offline holds no live translation: it flushes before it runs.
+        if (Atomics.load(ctl, this.views.runStateIndex(v)) !== RUN_RUNNING) break;
+        if (Atomics.load(ctl, this.views.ackedEpochIndex(v)) - epoch >= 0) break;
+        Atomics.wait(ctl, CTL_ACK_SEQ, seen, 50);
+      }
+    }
+  }
+
+  /** Asks every vCPU to stop at its next instruction boundary. */
+  requestStop(): void {
+    Atomics.store(this.views.ctl, CTL_STOP, 1);
+    for (let v = 0; v < this.vcpus; v++) this.views.sendToVcpu(v);
+  }
+
+  close(): Promise<void> {
+    this.requestStop();
+    this.server?.destroy();
+    return Promise.resolve();
+  }
+
+  private index(gfn: number): number {
+    const i = gfn - this.firstGfn;
+    if (!Number.isInteger(i) || i < 0 || i >= this.pages) throw new RangeError(`sim p2m: gfn ${gfn.toString(16)} outside the BAR window`);
+    return i;
+  }
+}
+
+class SimIoreqServer implements IoreqServerHandle {
+  readonly id = 1;
+  readonly page: IoreqPage;
+
+  constructor(private readonly views: MachineViews, vcpus: number) {
+    this.page = new IoreqPage(views.buffers.ioreq, 0, vcpus);
+    // Xen allocates one unbound port per vCPU and publishes it in vp_eport.
+    for (let v = 0; v < vcpus; v++) {
+      this.page.post(v, { addr: 0, dataLo: 0, dataHi: 0, count: 0, size: 0, vpEport: VP_EPORT_BASE + v, state: STATE_IOREQ_NONE, dataIsPtr: false, dir: 0, df: false, type: 0 });
+    }
+  }
+
+  mapRange(kind: IoRangeKind, start: number, end: number): void {
+    if (kind !== 'mmio') throw new Error('sim: only MMIO ranges are modelled');
+    if (!(start <= end)) throw new RangeError('map_io_range: start > end');
+    const r = this.views.ranges;
+    const n = r[0] ?? 0;
+    if (n >= MAX_IO_RANGES) throw new Error('map_io_range: -ENOSPC (MAX_NR_IO_RANGES)');
+    r[1 + 2 * n] = start;
+    r[2 + 2 * n] = end;
+    r[0] = n + 1;
+  }
+
+  unmapRange(kind: IoRangeKind, start: number, end: number): void {
+    if (kind !== 'mmio') return;
+    const r = this.views.ranges;
+    const n = r[0] ?? 0;
+    for (let i = 0; i < n; i++) {
+      if (r[1 + 2 * i] === start && r[2 + 2 * i] === end) {
+        r.copyWithin(1 + 2 * i, 3 + 2 * i, 1 + 2 * n);
+        r[0] = n - 1;
+        return;
+      }
+    }
+    throw new Error('unmap_io_range: -ENOENT');
+  }
+
+  setEnabled(enabled: boolean): void {
+    Atomics.store(this.views.ctl, CTL_SERVER_ENABLED, enabled ? 1 : 0);
+  }
+
+  destroy(): void {
+    this.setEnabled(false);
+    this.views.ranges[0] = 0;
+  }
+}
+
+class SimEventChannels implements EventChannels {
+  private readonly vcpuOfPort = new Map<number, number>();
+  private readonly masked = new Set<number>();
+  private readonly deferred = new Set<number>();
+  private handler: ((port: number) => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly views: MachineViews, private readonly vcpus: number) {}
+
+  bindInterdomain(remotePort: number): number {
+    const v = remotePort - VP_EPORT_BASE;
+    if (!Number.isInteger(v) || v < 0 || v >= this.vcpus) throw new Error(`evtchn bind: remote port ${remotePort} is not a vCPU ioreq port (-EINVAL)`);
+    const local = v + 1;
+    this.vcpuOfPort.set(local, v);
+    Atomics.store(this.views.ctl, this.views.boundPortIndex(v), local);
+    return local;
+  }
+
+  onPending(handler: (localPort: number) => void): void {
+    if (this.handler) throw new Error('evtchn: one pending handler');
+    this.handler = handler;
+    void this.pump();
+  }
+
+  unmask(localPort: number): void {
+    this.masked.delete(localPort);
+    if (this.deferred.delete(localPort)) this.deliver(localPort);
+  }
+
+  notify(localPort: number): void {
+    const v = this.vcpuOfPort.get(localPort);
+    if (v === undefined) throw new Error(`evtchn notify: port ${localPort} not bound`);
+    this.views.sendToVcpu(v);
+  }
+
+  close(): void {
+    this.closed = true;
+    Atomics.add(this.views.ctl, CTL_DOORBELL, 1);
+    Atomics.notify(this.views.ctl, CTL_DOORBELL);
+    for (const [, v] of this.vcpuOfPort) Atomics.store(this.views.ctl, this.views.boundPortIndex(v), 0);
+  }
+
+  /** The doorbell loop: snapshot, drain, then sleep until the doorbell moves past the snapshot. */
+  private async pump(): Promise<void> {
+    const ctl = this.views.ctl;
+    while (!this.closed) {
+      const seen = Atomics.load(ctl, CTL_DOORBELL);
+      this.views.drainServerPending((port) => { this.deliver(port); });
+      const w = Atomics.waitAsync(ctl, CTL_DOORBELL, seen);
+      if (w.async) await w.value;
+    }
+  }
+
+  private deliver(port: number): void {
+    if (this.masked.has(port)) {
+      this.deferred.add(port);
+      return;
+    }
+    this.masked.add(port);
+    this.handler?.(port);
+  }
+}
+
+class SimGuestMemory implements GuestMemory {
+  readonly size: number;
+  constructor(private readonly ram: Uint8Array) {
+    this.size = ram.byteLength;
+  }
+  read(gpa: number, into: Uint8Array): void {
+    this.check(gpa, into.byteLength);
+    into.set(this.ram.subarray(gpa, gpa + into.byteLength));
+  }
+  write(gpa: number, from: Uint8Array): void {
+    this.check(gpa, from.byteLength);
+    this.ram.set(from, gpa);
+  }
+  private check(gpa: number, len: number): void {
+    if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + len > this.size) throw new RangeError(`guest memory: [${gpa}, +${len}) outside RAM of ${this.size} bytes`);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * One run of the back-end on the simulated platform with the synthetic guest and host pressure:
+ * what `xvgpu run --platform sim` and the end-to-end tests execute.
+ */
+import { Backend } from '../backend.js';
+import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
+import { SyntheticGuest } from '../guest/synthetic.js';
+import type { BlobView, PatternName } from '../guest/workload.js';
+import { HostPressure } from '../platform/sim/host-pressure.js';
+import { createSimPlatform } from '../platform/sim/index.js';
+import type { SimGpuOptions } from '../platform/sim/gpu.js';
+import { HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
+import { formatNs, summarize, type LatencySummary } from '../telemetry/histogram.js';
+import type { Logger } from '../telemetry/log.js';
+
+export interface SimRunOptions {
+  readonly vcpus: number;
+  readonly durationS: number;
+  readonly workload: PatternName;
+  readonly evictRate: number;
+  readonly mode: AnswerMode;
+  readonly faultAround: number;
+  readonly hugePages: boolean;
+  readonly blobs: number;
+  readonly blobSize: number;
+  readonly seed: number;
+  /** Model stock Xen (no retry state). */
+  readonly stockXen?: boolean;
+  /** Test-only fault injection. */
+  readonly inject?: { readonly skipFlushWait?: boolean; readonly gpu?: SimGpuOptions };
+  /** Stop early once this returns true (checked with every progress tick). */
+  readonly until?: (p: Progress) => boolean;
+}
+
+export interface Progress {
+  readonly elapsedS: number;
+  readonly faults: number;
+  readonly revokes: number;
+  readonly evictions: number;
+  readonly residentPages: number;
+  readonly faultP50: number;
+}
+
+export interface RunSummary {
+  platform: 'sim';
+  mode: AnswerMode;
+  workload: PatternName;
+  vcpus: number;
+  duration_s: number;
+  evict_rate: number;
+  fault_around: number;
+  huge_pages: boolean;
+  faults: number;
+  retries: number;
+  emulated: number;
+  forward_progress: number;
+  revokes: number;
+  revoked_pages: number;
+  invalidations: number;
+  mapped_pages: number;
+  resident_pages: number;
+  huge_maps: number;
+  map_collisions: number;
+  stale_accesses: number;
+  integrity_errors: number;
+  bad_ioreqs: number;
+  unclaimed: number;
+  holes: number;
+  guest_crashes: string[];
+  accesses: number;
+  ioreqs: number;
+  evictions: number;
+  tlb_flushes: number;
+  /** Guest-visible: vCPU blocked on an ioreq, post → answer. */
+  fault_ns: LatencySummary;
+  /** Server side: slot taken → answer published. */
+  service_ns: LatencySummary;
+  /** Invalidation start → p2m entries gone, every vCPU's flush acknowledged. */
+  revoke_ns: LatencySummary;
+  /** Revoke done → the BAR manager saw the event. */
+  revoke_event_ns: LatencySummary;
+  integrity_samples: string[];
+}
+
+const BAR_BASE = 0x1_0000_0000; // 4 GiB: above RAM, 2 MiB aligned (superpages possible)
+
+export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<RunSummary> {
+  const blobPages = o.blobSize / PAGE_SIZE;
+  // Each blob sits at a 2 MiB-aligned offset so superpages are possible when frames allow.
+  const stride = Math.ceil(blobPages / HUGE_PAGES) * HUGE_PAGES;
+  const machine: MachineConfig = {
+    vcpus: o.vcpus,
+    barBase: BAR_BASE,
+    barPages: Math.max(stride * o.blobs, HUGE_PAGES),
+    hostFrames: blobPages * o.blobs * 2 + 4 * HUGE_PAGES,
+    guestRamBytes: 1 << 20,
+  };
+  const platform = createSimPlatform({
+    machine,
+    xen: { retry: o.stockXen !== true, ...(o.inject?.skipFlushWait ? { unsafeSkipFlushWait: true } : {}) },
+    gpu: { asyncMigration: true, ...o.inject?.gpu },
+  });
+  const backend = new Backend(
+    platform,
+    { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
+    log,
+  );
+  backend.start();
+  const views: BlobView[] = [];
+  for (let i = 0; i < o.blobs; i++) {
+    const blob = backend.createBlob(o.blobSize);
+    const pl = backend.mapBlob(blob.id, i * stride * PAGE_SIZE);
+    views.push({ id: blob.id, gpa: BAR_BASE + pl.firstPage * PAGE_SIZE, pages: pl.pages });
+  }
+  const guest = new SyntheticGuest(platform.xen, { pattern: o.workload, blobs: views, seed: o.seed });
+  const pressure = new HostPressure(platform.simGpu, () => backend.blobHandles(), o.evictRate, o.seed);
+  const t0 = performance.now();
+  await guest.start();
+  pressure.start();
+  log.info({ vcpus: o.vcpus, blobs: o.blobs, blobSize: o.blobSize, mode: o.mode }, 'simulation running');
+
+  const progress = (): Progress => ({
+    elapsedS: (performance.now() - t0) / 1000,
+    faults: backend.bar.counters.faults,
+    revokes: backend.bar.counters.revokes,
+    evictions: pressure.evictions,
+    residentPages: backend.bar.counters.residentPages,
+    faultP50: backend.server.serviceNs.totalCount > 0 ? backend.server.serviceNs.getValueAtPercentile(50) : 0,
+  });
+  await new Promise<void>((resolve) => {
+    const end = t0 + o.durationS * 1000;
+    const tick = setInterval(() => {
+      const p = progress();
+      onProgress?.(p);
+      if (performance.now() >= end || o.until?.(p) === true || signal?.aborted === true) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 100);
+  });
+  pressure.stop();
+  const g = await guest.stop();
+  const elapsed = (performance.now() - t0) / 1000;
+  // Let evictions in flight finish, then take the back-end down (revokes everything).
+  await new Promise((r) => setTimeout(r, 20));
+  const c = backend.bar.counters;
+  const s = backend.server.counters;
+  const summary: RunSummary = {
+    platform: 'sim',
+    mode: o.mode,
+    workload: o.workload,
+    vcpus: o.vcpus,
+    duration_s: Math.round(elapsed * 1000) / 1000,
+    evict_rate: o.evictRate,
+    fault_around: o.faultAround,
+    huge_pages: o.hugePages,
+    faults: c.faults,
+    retries: c.retries,
+    emulated: c.emulated,
+    forward_progress: c.forwardProgress,
+    revokes: c.revokes,
+    revoked_pages: c.revokedPages,
+    invalidations: c.invalidations,
+    mapped_pages: c.installedPages,
+    resident_pages: platform.helper.stats().residentPages,
+    huge_maps: c.hugeMaps,
+    map_collisions: c.collisions,
+    stale_accesses: g.totals.staleAccesses,
+    integrity_errors: g.totals.integrityErrors,
+    bad_ioreqs: s.bad,
+    unclaimed: s.unclaimed + g.totals.unclaimed,
+    holes: c.holes,
+    guest_crashes: g.crashes,
+    accesses: g.totals.accesses,
+    ioreqs: g.totals.ioreqs,
+    evictions: pressure.evictions,
+    tlb_flushes: platform.xen.flushes,
+    fault_ns: summarize(g.ioreqNs),
+    service_ns: summarize(backend.server.serviceNs),
+    revoke_ns: summarize(backend.bar.revokeNs),
+    revoke_event_ns: summarize(backend.bar.revokeEventNs),
+    integrity_samples: g.samples,
+  };
+  backend.stop();
+  await platform.hv.close();
+  return summary;
+}
+
+/** The human-readable summary `npm start` prints. */
+export function formatSummary(r: RunSummary): string {
+  const lat = (l: LatencySummary): string => `p50 ${formatNs(l.p50)}  p99 ${formatNs(l.p99)}  p99.9 ${formatNs(l.p999)}  max ${formatNs(l.max)}`;
+  const ok = r.stale_accesses === 0 && r.integrity_errors === 0 && r.guest_crashes.length === 0;
+  return [
+    `xvgpu run: ${r.platform} platform, ${r.vcpus} vCPUs, ${r.workload} workload, mode ${r.mode}, fault-around ${r.fault_around}${r.huge_pages ? ' + 2 MiB' : ''}, ${r.duration_s.toFixed(1)} s`,
+    `  guest     ${r.accesses} accesses, ${r.ioreqs} ioreqs (${((r.ioreqs / Math.max(1, r.accesses)) * 100).toFixed(2)} % of accesses exit)`,
+    `  faults    ${r.faults} (${r.retries} retried, ${r.emulated} emulated, ${r.forward_progress} by forward progress), ${r.mapped_pages} pages mapped, ${r.huge_maps} as 2 MiB`,
+    `  fault     ${lat(r.fault_ns)}   (guest-visible)`,
+    `  service   ${lat(r.service_ns)}   (server)`,
+    `  revokes   ${r.revokes} (${r.revoked_pages} pages) from ${r.evictions} host evictions, ${r.tlb_flushes} TLB flushes`,
+    `  revoke    ${lat(r.revoke_ns)}   (invalidate → p2m clear → flush acked)`,
+    `  checks    stale_accesses ${r.stale_accesses}, integrity_errors ${r.integrity_errors}, bad_ioreqs ${r.bad_ioreqs}, guest crashes ${r.guest_crashes.length}  ${ok ? 'OK' : 'FAILED'}`,
+  ].join('\n');
+}
