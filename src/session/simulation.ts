@@ -27,7 +27,7 @@ export interface SimRunOptions {
   /** Model stock Xen (no retry state). */
   readonly stockXen?: boolean;
   /** Test-only fault injection. */
-  readonly inject?: { readonly skipFlushWait?: boolean; readonly gpu?: SimGpuOptions };
+  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions };
   /** Stop early once this returns true (checked with every progress tick). */
   readonly until?: (p: Progress) => boolean;
 }
@@ -97,7 +97,7 @@ export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: 
   };
   const platform = createSimPlatform({
     machine,
-    xen: { retry: o.stockXen !== true, ...(o.inject?.skipFlushWait ? { unsafeSkipFlushWait: true } : {}) },
+    xen: { retry: o.stockXen !== true, ...(o.inject?.skipTlbFlush ? { unsafeSkipTlbFlush: true } : {}) },
     gpu: { asyncMigration: true, ...o.inject?.gpu },
   });
   const backend = new Backend(

@@ -132,6 +132,11 @@ export class SimGpu implements GpuPort {
     return [...this.bos.keys()];
   }
 
+  /** The host frame behind page `page` of a BO now (whether or not its CPU PTE is present). */
+  frameOf(handle: number, page: number): number {
+    return this.get(handle).frames[page] ?? -1;
+  }
+
   pagesOf(handle: number): number {
     return this.get(handle).pages;
   }

@@ -24,8 +24,8 @@ import {
 export interface SimXenOptions {
   /** Advertise the STATE_IORESP_RETRY extension (the proposal); false models stock Xen. */
   readonly retry: boolean;
-  /** Test-only fault injection: skip waiting for flush acknowledgements (stale accesses must show). */
-  readonly unsafeSkipFlushWait?: boolean;
+  /** Test-only fault injection: revoke without flushing TLBs (stale accesses must show). */
+  readonly unsafeSkipTlbFlush?: boolean;
 }
 
 /** p2m operations the simulated kernel helper's `soft`-like back-end uses. */
@@ -92,10 +92,10 @@ export class SimXen implements HypervisorPort, SimP2m {
   }
 
   flushTlbs(): void {
+    if (this.opts.unsafeSkipTlbFlush === true) return;
     this.flushes++;
     const ctl = this.views.ctl;
     const epoch = Atomics.add(ctl, CTL_FLUSH_EPOCH, 1) + 1;
-    if (this.opts.unsafeSkipFlushWait === true) return;
     for (let v = 0; v < this.vcpus; v++) {
       for (;;) {
         const seen = Atomics.load(ctl, CTL_ACK_SEQ);
