@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `xvgpu` command: dispatches to sub-commands; bad usage is one line on stderr and exit 2. */
 import { UsageError } from './args.js';
+import { BENCH_HELP, benchCommand } from './bench.js';
 import { RUN_HELP, runCommand } from './run.js';
 import { ConfigError } from '../backend.js';
 
@@ -8,12 +9,13 @@ const HELP = `Usage: xvgpu <command> [options]
 
 Commands:
   run       run the back-end (simulated platform by default) with a synthetic guest
+  bench     benchmarks: 'xvgpu bench floor' measures the transport floor
   help      show this help, or 'xvgpu help <command>'
 
 Run 'xvgpu <command> --help' for a command's options.
 `;
 
-const HELPS: Record<string, string> = { run: RUN_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, bench: BENCH_HELP };
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -28,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'run':
       return runCommand(rest);
+    case 'bench':
+      return benchCommand(rest);
     default:
       throw new UsageError(`unknown command '${cmd}'`, '');
   }

@@ -23,6 +23,8 @@ Options:
   --blobs N               blobs placed in the BAR (default 8)
   --blob-size SIZE        bytes per blob, e.g. 4M (default 4M)
   --seed N                workload and eviction seed (default 1)
+  --pin auto|none         auto: server thread and its waiter on one CPU (vCPUs float);
+                          none: leave placement to the scheduler (default auto)
   --stock-xen             model stock Xen (no retry state; --mode emulate required)
   --json                  print one JSON summary object on stdout
   --log-level LEVEL       pino level for stderr logs (default warn)
@@ -44,6 +46,7 @@ const OPTIONS: Options = {
   blobs: { type: 'string' },
   'blob-size': { type: 'string' },
   seed: { type: 'string' },
+  pin: { type: 'string' },
   'stock-xen': { type: 'boolean' },
   json: { type: 'boolean' },
   'log-level': { type: 'string' },
@@ -75,6 +78,7 @@ export function parseRunArgs(argv: string[]): (SimRunOptions & { json: boolean; 
     blobs,
     blobSize,
     seed: intOption(cmd, 'seed', v.seed, 1, 0, 2 ** 31),
+    pin: choiceOption(cmd, 'pin', v.pin, 'auto', ['auto', 'none'] as const),
     stockXen,
     json: v.json === true,
     logLevel: choiceOption(cmd, 'log-level', v['log-level'], 'warn', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),

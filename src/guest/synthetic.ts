@@ -31,13 +31,14 @@ export class SyntheticGuest {
   private readonly workers: Worker[] = [];
   private readonly results: Promise<VcpuResult>[] = [];
 
-  constructor(private readonly xen: SimXen, private readonly workload: WorkloadSpec) {}
+  /** `vcpuCpus(v)`: the CPUs vCPU v may run on (empty: anywhere). */
+  constructor(private readonly xen: SimXen, private readonly workload: WorkloadSpec, private readonly vcpuCpus: (v: number) => number[] = () => []) {}
 
   /** Starts one worker per vCPU; resolves once every vCPU is online. */
   async start(): Promise<void> {
     const online: Promise<void>[] = [];
     for (let v = 0; v < this.xen.vcpus; v++) {
-      const data: VcpuWorkerData = { config: this.xen.config, buffers: this.xen.buffers, vcpu: v, retryCap: this.xen.caps.retry, workload: this.workload };
+      const data: VcpuWorkerData = { config: this.xen.config, buffers: this.xen.buffers, vcpu: v, retryCap: this.xen.caps.retry, workload: this.workload, cpus: this.vcpuCpus(v) };
       const w = new Worker(distFile('guest/vcpu-worker.js'), { workerData: data });
       this.workers.push(w);
       online.push(new Promise((resolve, reject) => { w.once('online', resolve); w.once('error', reject); }));

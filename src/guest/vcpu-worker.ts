@@ -3,6 +3,7 @@
  * asks it to stop, then one result message with its counters and its fault-latency histogram.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { native } from '../native/index.js';
 import { DomainCrash, SimCpu, VcpuStopped } from '../platform/sim/cpu.js';
 import type { MachineBuffers, MachineConfig } from '../platform/sim/machine.js';
 import { encode, latencyHistogram, record } from '../telemetry/histogram.js';
@@ -15,9 +16,12 @@ export interface VcpuWorkerData {
   readonly vcpu: number;
   readonly retryCap: boolean;
   readonly workload: WorkloadSpec;
+  /** CPUs this vCPU's thread may run on (empty: anywhere). */
+  readonly cpus: readonly number[];
 }
 
 function run(data: VcpuWorkerData): VcpuResult {
+  if (data.cpus.length > 0) native.pinThread([...data.cpus]);
   const hist = latencyHistogram();
   const cpu = new SimCpu(data.config, data.buffers, data.vcpu, { retryCap: data.retryCap, onIoreqDone: (ns) => { record(hist, ns); } });
   const work = new Workload(data.workload, data.vcpu, data.config.vcpus);

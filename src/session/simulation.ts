@@ -12,6 +12,8 @@ import type { SimGpuOptions } from '../platform/sim/gpu.js';
 import { HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
 import { formatNs, summarize, type LatencySummary } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
+import { native } from '../native/index.js';
+import { waiterFloor } from '../bench/floor.js';
 
 export interface SimRunOptions {
   readonly vcpus: number;
@@ -24,6 +26,13 @@ export interface SimRunOptions {
   readonly blobs: number;
   readonly blobSize: number;
   readonly seed: number;
+  /**
+   * Thread placement. `auto`: the server thread, and the waiter thread it starts (which inherits
+   * its affinity), on the first allowed CPU, so the waiter → JS hop never crosses CPUs; vCPUs stay
+   * free to run anywhere (confining them to the other CPUs was measured slower: a woken vCPU then
+   * queues behind a busy sibling). `none`: leave all placement to the scheduler.
+   */
+  readonly pin?: 'auto' | 'none';
   /** Model stock Xen (no retry state). */
   readonly stockXen?: boolean;
   /** Test-only fault injection. */
@@ -43,6 +52,7 @@ export interface Progress {
 
 export interface RunSummary {
   platform: 'sim';
+  pinned: { server: number } | null;
   mode: AnswerMode;
   workload: PatternName;
   vcpus: number;
@@ -79,12 +89,35 @@ export interface RunSummary {
   revoke_ns: LatencySummary;
   /** Revoke done → the BAR manager saw the event. */
   revoke_event_ns: LatencySummary;
+  /** The same-run floor of the fault path's wakes, with no work (see bench/floor.ts waiterFloor). */
+  floor_ns: LatencySummary;
+  /** fault_ns.p50 / floor_ns.p50. */
+  fault_over_floor_p50: number;
   integrity_samples: string[];
 }
 
+const FLOOR_ROUNDS = 2000;
 const BAR_BASE = 0x1_0000_0000; // 4 GiB: above RAM, 2 MiB aligned (superpages possible)
 
+/** Pins the calling (server) thread per `pin`; returns the placement and how to undo it. */
+function placeThreads(pin: 'auto' | 'none' | undefined): { pinned: RunSummary['pinned']; restore: () => void } {
+  const cpus = native.getAffinity();
+  const server = cpus[0];
+  if (pin === 'none' || cpus.length < 2 || server === undefined) return { pinned: null, restore: () => undefined };
+  native.pinThread([server]);
+  return { pinned: { server }, restore: () => { native.pinThread(cpus); } };
+}
+
 export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<RunSummary> {
+  const placement = placeThreads(o.pin);
+  try {
+    return await simulate(o, log, placement.pinned, onProgress, signal);
+  } finally {
+    placement.restore();
+  }
+}
+
+async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinned'], onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<RunSummary> {
   const blobPages = o.blobSize / PAGE_SIZE;
   // Each blob sits at a 2 MiB-aligned offset so superpages are possible when frames allow.
   const stride = Math.ceil(blobPages / HUGE_PAGES) * HUGE_PAGES;
@@ -143,10 +176,13 @@ export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: 
   const elapsed = (performance.now() - t0) / 1000;
   // Let evictions in flight finish, then take the back-end down (revokes everything).
   await new Promise((r) => setTimeout(r, 20));
+  const floor = await waiterFloor(FLOOR_ROUNDS, pinned?.server ?? -1, -1);
+  const faultNs = summarize(g.ioreqNs);
   const c = backend.bar.counters;
   const s = backend.server.counters;
   const summary: RunSummary = {
     platform: 'sim',
+    pinned,
     mode: o.mode,
     workload: o.workload,
     vcpus: o.vcpus,
@@ -175,10 +211,12 @@ export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: 
     ioreqs: g.totals.ioreqs,
     evictions: pressure.evictions,
     tlb_flushes: platform.xen.flushes,
-    fault_ns: summarize(g.ioreqNs),
+    fault_ns: faultNs,
     service_ns: summarize(backend.server.serviceNs),
     revoke_ns: summarize(backend.bar.revokeNs),
     revoke_event_ns: summarize(backend.bar.revokeEventNs),
+    floor_ns: floor,
+    fault_over_floor_p50: floor.p50 > 0 ? Math.round((faultNs.p50 / floor.p50) * 100) / 100 : 0,
     integrity_samples: g.samples,
   };
   backend.stop();
@@ -195,6 +233,7 @@ export function formatSummary(r: RunSummary): string {
     `  guest     ${r.accesses} accesses, ${r.ioreqs} ioreqs (${((r.ioreqs / Math.max(1, r.accesses)) * 100).toFixed(2)} % of accesses exit)`,
     `  faults    ${r.faults} (${r.retries} retried, ${r.emulated} emulated, ${r.forward_progress} by forward progress), ${r.mapped_pages} pages mapped, ${r.huge_maps} as 2 MiB`,
     `  fault     ${lat(r.fault_ns)}   (guest-visible)`,
+    `  floor     ${lat(r.floor_ns)}   (same wakes, no work: fault p50 = ${r.fault_over_floor_p50}x floor)`,
     `  service   ${lat(r.service_ns)}   (server)`,
     `  revokes   ${r.revokes} (${r.revoked_pages} pages) from ${r.evictions} host evictions, ${r.tlb_flushes} TLB flushes`,
     `  revoke    ${lat(r.revoke_ns)}   (invalidate → p2m clear → flush acked)`,

@@ -28,6 +28,9 @@ describe('xvgpu CLI', () => {
     [['run', 'extra'], /unexpected argument 'extra'/],
     [['run', '--stock-xen'], /--mode emulate/],
     [['run', '--platform', 'xen'], /--platform must be one of sim/],
+    [['run', '--pin', 'cpu3'], /--pin must be one of auto, none/],
+    [['bench', 'warp'], /unknown benchmark 'warp'/],
+    [['bench', 'floor', '--rounds', '5'], /--rounds must be an integer from 100/],
   ])('rejects %j with one line and exit code 2', (args, msg) => {
     const r = run(...args);
     expect(r.status).toBe(2);
@@ -45,6 +48,20 @@ describe('xvgpu CLI', () => {
     }
     expect(s).toMatchObject({ platform: 'sim', mode: 'emulate', vcpus: 2, stale_accesses: 0, integrity_errors: 0 });
     expect(Object.keys(s.fault_ns as object)).toEqual(expect.arrayContaining(['p50', 'p99', 'p999', 'max']));
+    // The same-run floor sits next to the fault latency.
+    expect((s.floor_ns as { p50: number }).p50).toBeGreaterThan(0);
+    expect(s.fault_over_floor_p50).toBeGreaterThan(0);
+  });
+
+  it('measures the transport floor and writes it as JSON', () => {
+    const r = run('bench', 'floor', '--rounds', '200', '--json', '-');
+    expect(r.status).toBe(0);
+    const rep = JSON.parse(r.stdout) as { rounds: number; cases: { name: string; placement: string; p50: number }[] };
+    expect(rep.rounds).toBe(200);
+    const names = new Set(rep.cases.map((c) => c.name));
+    expect([...names]).toEqual(['native futex', 'native eventfd', 'native epoll', 'waiter tsfn→js→futex', 'js atomics main↔worker']);
+    expect(rep.cases.every((c) => c.p50 > 0)).toBe(true);
+    expect(r.stderr).toMatch(/p50 us/); // the table goes to stderr when JSON takes stdout
   });
 
   it('stops cleanly on SIGINT and still prints its summary', async () => {

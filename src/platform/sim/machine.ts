@@ -14,6 +14,8 @@
  *   16 + 4*v ...      per vCPU: RUN_STATE, ACKED_EPOCH, EVTCHN (guest side of its ioreq port), spare
  */
 
+import { native } from '../../native/index.js';
+
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 export const HUGE_PAGES = 512; // 2 MiB / 4 KiB
@@ -127,13 +129,17 @@ export class MachineViews {
     return VCPU_BASE + VCPU_STRIDE * vcpu + 3;
   }
 
-  /** Marks a local port pending on the server side and rings the doorbell (EVTCHNOP_send). */
+  /**
+   * Marks a local port pending on the server side and rings the doorbell (EVTCHNOP_send). The
+   * server sleeps in the addon's native waiter on the doorbell word, which only a real futex wake
+   * reaches (V8's Atomics.notify does not): the same kernel wake path as an event-channel IRQ.
+   */
   sendToServer(localPort: number): void {
     const word = CTL_PENDING + (localPort >>> 5);
     if (localPort < 0 || localPort >= PENDING_WORDS * 32) throw new RangeError(`event channel port ${localPort}`);
     Atomics.or(this.ctl, word, 1 << (localPort & 31));
     Atomics.add(this.ctl, CTL_DOORBELL, 1);
-    Atomics.notify(this.ctl, CTL_DOORBELL);
+    native.futexWake(this.ctl, CTL_DOORBELL, 1);
   }
 
   /** Takes and clears every pending server port, calling `fn` for each. */

@@ -3,6 +3,7 @@
  * p2m, one ioreq server with the real shared-page layout, per-vCPU event channels and the flush
  * protocol. Everything the back-end sees goes through HypervisorPort, as it would on Xen.
  */
+import { native, type Waiter } from '../../native/index.js';
 import type { EventChannels, GuestMemory, HypervisorCaps, HypervisorPort, IoRangeKind, IoreqServerHandle } from '../ports.js';
 import { IoreqPage, STATE_IOREQ_NONE } from '../../xen/abi/ioreq.js';
 import {
@@ -178,7 +179,7 @@ class SimEventChannels implements EventChannels {
   private readonly masked = new Set<number>();
   private readonly deferred = new Set<number>();
   private handler: ((port: number) => void) | undefined;
-  private closed = false;
+  private waiter: Waiter | undefined;
 
   constructor(private readonly views: MachineViews, private readonly vcpus: number) {}
 
@@ -191,10 +192,16 @@ class SimEventChannels implements EventChannels {
     return local;
   }
 
+  /** The native waiter sleeps on the doorbell word; each wake drains every pending port. */
   onPending(handler: (localPort: number) => void): void {
     if (this.handler) throw new Error('evtchn: one pending handler');
     this.handler = handler;
-    void this.pump();
+    const w = new native.Waiter(() => { this.views.drainServerPending((port) => { this.deliver(port); }); });
+    w.addFutex(this.views.ctl, CTL_DOORBELL, 0);
+    w.start();
+    this.waiter = w;
+    // Ports that fired before the waiter started are still pending: take them now.
+    this.views.drainServerPending((port) => { this.deliver(port); });
   }
 
   unmask(localPort: number): void {
@@ -209,21 +216,9 @@ class SimEventChannels implements EventChannels {
   }
 
   close(): void {
-    this.closed = true;
-    Atomics.add(this.views.ctl, CTL_DOORBELL, 1);
-    Atomics.notify(this.views.ctl, CTL_DOORBELL);
+    this.waiter?.close();
+    this.waiter = undefined;
     for (const [, v] of this.vcpuOfPort) Atomics.store(this.views.ctl, this.views.boundPortIndex(v), 0);
-  }
-
-  /** The doorbell loop: snapshot, drain, then sleep until the doorbell moves past the snapshot. */
-  private async pump(): Promise<void> {
-    const ctl = this.views.ctl;
-    while (!this.closed) {
-      const seen = Atomics.load(ctl, CTL_DOORBELL);
-      this.views.drainServerPending((port) => { this.deliver(port); });
-      const w = Atomics.waitAsync(ctl, CTL_DOORBELL, seen);
-      if (w.async) await w.value;
-    }
   }
 
   private deliver(port: number): void {

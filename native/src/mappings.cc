@@ -1,0 +1,70 @@
+// mmap/munmap that hand out external ArrayBuffers and revoke them safely.
+//
+// munmap(buffer) first detaches the ArrayBuffer (every view over it becomes zero-length), then
+// unmaps. A JS view kept past munmap therefore reads as empty, never as freed memory. A mapping the
+// GC collects without munmap is unmapped by its finalizer. Data copied out stays, of course.
+#include "mappings.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+
+#include "addon.h"
+#include "errors.h"
+
+namespace xvgpu {
+
+static void FinalizeMapping(Napi::BasicEnv, void*, Mapping* m) {
+  // Runs once the backing store is released: after munmap (detached) or on garbage collection.
+  if (!m->unmapped) {
+    munmap(m->addr, m->len);
+    m->registry->live.erase(m->addr);
+  }
+  delete m;
+}
+
+// mmap(fd, length, prot, flags, offset) → ArrayBuffer over the mapping.
+static Napi::Value Mmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0, "fd");
+  uint64_t len = ArgU64(info, 1, "length");
+  int prot = ArgInt(info, 2, "prot");
+  int flags = ArgInt(info, 3, "flags");
+  uint64_t off = ArgU64(info, 4, "offset");
+  if (len == 0 || len > (1ull << 40)) throw Napi::RangeError::New(env, "length must be 1 byte .. 1 TiB");
+  void* p = mmap(nullptr, len, prot, flags, fd, static_cast<off_t>(off));
+  if (p == MAP_FAILED) ThrowErrno(env, "mmap", errno);
+  AddonData* data = Data(env);
+  Mapping* m = new Mapping{p, static_cast<size_t>(len), false, data->mappings};
+  data->mappings->live[p] = m;
+  return Napi::ArrayBuffer::New(env, p, m->len, FinalizeMapping, m);
+}
+
+static Napi::Value Munmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "argument 'buffer' must be an ArrayBuffer from mmap()");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  if (ab.IsDetached()) throw Napi::Error::New(env, "munmap: buffer is already unmapped");
+  MappingRegistry& reg = *Data(env)->mappings;
+  auto it = reg.live.find(ab.Data());
+  if (it == reg.live.end() || it->second->len != ab.ByteLength()) throw Napi::Error::New(env, "munmap: not a buffer from mmap()");
+  Mapping* m = it->second;
+  ab.Detach();  // views go zero-length before the pages go away
+  if (munmap(m->addr, m->len) < 0) ThrowErrno(env, "munmap", errno);
+  m->unmapped = true;
+  reg.live.erase(it);
+  return env.Undefined();
+}
+
+void InitMappings(Napi::Env env, Napi::Object exports) {
+  exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
+  exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("PROT_READ", PROT_READ);
+  c.Set("PROT_WRITE", PROT_WRITE);
+  c.Set("MAP_SHARED", MAP_SHARED);
+  c.Set("MAP_PRIVATE", MAP_PRIVATE);
+  exports.Set("mmapConstants", c);
+}
+
+}  // namespace xvgpu

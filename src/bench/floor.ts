@@ -1,0 +1,129 @@
+/**
+ * The transport floor: the cost of each wake path with no work attached, measured on this machine
+ * in the same process that measures xvgpu, so faults can be quoted as a ratio of it.
+ *
+ *  - native↔native round trips by futex, eventfd, epoll+eventfd (C++ threads);
+ *  - waiter path: native thread → ThreadSafeFunction → JS → futex wake back (what the server's
+ *    native waiter costs);
+ *  - JS main ↔ worker with Atomics.wait / Atomics.notify (V8's own waiter lists).
+ *
+ * Each is measured with both threads on one CPU, on two CPUs, and unpinned, because on these VMs a
+ * wake that crosses CPUs costs an order of magnitude more than one that does not.
+ */
+import { Worker } from 'node:worker_threads';
+import { native } from '../native/index.js';
+import { latencyHistogram, record, summarize, type LatencySummary } from '../telemetry/histogram.js';
+
+export type Placement = 'same-cpu' | 'cross-cpu' | 'unpinned';
+
+export interface FloorCase extends LatencySummary {
+  readonly name: string;
+  readonly placement: Placement;
+}
+
+export interface FloorReport {
+  readonly rounds: number;
+  readonly cpus: number[];
+  readonly cases: FloorCase[];
+}
+
+function summarizeNs(samples: ArrayLike<number>): LatencySummary {
+  const h = latencyHistogram();
+  for (let i = 0; i < samples.length; i++) record(h, samples[i] ?? 0);
+  return summarize(h);
+}
+
+function summarizeSamples(name: string, placement: Placement, samples: ArrayLike<number>): FloorCase {
+  return { name, placement, ...summarizeNs(samples) };
+}
+
+function placements(cpus: number[]): { placement: Placement; a: number; b: number }[] {
+  const [c0, c1] = cpus;
+  const out: { placement: Placement; a: number; b: number }[] = [];
+  if (c0 !== undefined) out.push({ placement: 'same-cpu', a: c0, b: c0 });
+  if (c0 !== undefined && c1 !== undefined) out.push({ placement: 'cross-cpu', a: c0, b: c1 });
+  out.push({ placement: 'unpinned', a: -1, b: -1 });
+  return out;
+}
+
+/** Runs `fn` with the JS thread pinned to `cpu` (-1: unpinned), restoring the affinity after. */
+async function withJsThreadOn<T>(cpu: number, fn: () => Promise<T>): Promise<T> {
+  const saved = native.getAffinity();
+  if (cpu >= 0) native.pinThread([cpu]);
+  try {
+    return await fn();
+  } finally {
+    native.pinThread(saved);
+  }
+}
+
+const ATOMICS_WORKER = `
+const { workerData, parentPort } = require('node:worker_threads');
+const native = require(workerData.addon);
+if (workerData.cpu >= 0) native.pinThread([workerData.cpu]);
+const w = workerData.words;
+parentPort.postMessage('ready');
+for (let i = 0; i < workerData.total; i++) {
+  Atomics.wait(w, 0, 0);
+  Atomics.store(w, 0, 0);
+  Atomics.store(w, 1, 1);
+  Atomics.notify(w, 1);
+}`;
+
+async function atomicsRoundTrips(rounds: number, jsCpu: number, workerCpu: number, addon: string): Promise<Float64Array> {
+  const words = new Int32Array(new SharedArrayBuffer(8));
+  const warm = 500;
+  const worker = new Worker(ATOMICS_WORKER, { eval: true, workerData: { words, total: rounds + warm, cpu: workerCpu, addon } });
+  await new Promise((r) => worker.once('message', r));
+  const out = new Float64Array(rounds);
+  await withJsThreadOn(jsCpu, () => {
+    for (let i = 0; i < rounds + warm; i++) {
+      const t0 = performance.now();
+      Atomics.store(words, 0, 1);
+      Atomics.notify(words, 0);
+      Atomics.wait(words, 1, 0);
+      Atomics.store(words, 1, 0);
+      if (i >= warm) out[i - warm] = (performance.now() - t0) * 1e6;
+    }
+    return Promise.resolve();
+  });
+  await new Promise((r) => worker.once('exit', r));
+  return out;
+}
+
+export async function measureFloor(rounds: number, addonPath: string, onCase?: (c: FloorCase) => void): Promise<FloorReport> {
+  const cpus = native.getAffinity();
+  const cases: FloorCase[] = [];
+  const add = (c: FloorCase): void => {
+    cases.push(c);
+    onCase?.(c);
+  };
+  for (const { placement, a, b } of placements(cpus)) {
+    for (const kind of ['futex', 'eventfd', 'epoll'] as const) {
+      add(summarizeSamples(`native ${kind}`, placement, native.floorThreads(kind, rounds, a, b)));
+    }
+    const tsfn = await withJsThreadOn(a, () => native.floorTsfn(rounds, b, () => undefined));
+    add(summarizeSamples('waiter tsfn→js→futex', placement, tsfn));
+    add(summarizeSamples('js atomics main↔worker', placement, await atomicsRoundTrips(rounds, a, b, addonPath)));
+  }
+  return { rounds, cpus, cases };
+}
+
+/**
+ * The fault path's wake round trip with no work: a native thread placed like a vCPU (`nativeCpu`,
+ * -1 = floating) wakes the waiter, which runs JS on the server's CPU (`jsCpu`), which wakes it back.
+ * This is the floor a simulated fault is quoted against.
+ */
+export async function waiterFloor(rounds: number, jsCpu: number, nativeCpu: number): Promise<LatencySummary> {
+  return summarizeNs(await withJsThreadOn(jsCpu, () => native.floorTsfn(rounds, nativeCpu, () => undefined)));
+}
+
+export function formatFloor(r: FloorReport): string {
+  const us = (ns: number): string => (ns / 1000).toFixed(2).padStart(9);
+  const lines = [
+    `transport floor: ${r.rounds} round trips per case, CPUs ${r.cpus.join(',')}`,
+    `${'path'.padEnd(26)}${'placement'.padEnd(11)}${'p50 us'.padStart(9)}${'p90 us'.padStart(9)}${'p99 us'.padStart(9)}${'max us'.padStart(9)}`,
+  ];
+  for (const c of r.cases) lines.push(`${c.name.padEnd(26)}${c.placement.padEnd(11)}${us(c.p50)}${us(c.p90)}${us(c.p99)}${us(c.max)}`);
+  return lines.join('\n');
+}
