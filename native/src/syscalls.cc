@@ -57,23 +57,45 @@ static Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// ioctl(fd, request, arg): arg is a TypedArray (passed by pointer, in/out), a number (passed by
-// value) or absent (0). The struct codecs live in TypeScript.
+// ioctl(fd, request, arg, fixups?): arg is a TypedArray (passed by pointer, in/out), a number
+// (passed by value) or absent (0). The struct codecs live in TypeScript. `fixups` is a list of
+// { offset, buffer }: for structs that embed user pointers (DRM_IOCTL_VERSION), the addon writes the
+// address of each buffer's bytes into `arg` at `offset` (u64, little-endian) just for this call,
+// so JavaScript never handles a raw pointer that the GC could invalidate.
 static Napi::Value Ioctl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   int fd = ArgInt(info, 0, "fd");
   unsigned long req = ArgUint(info, 1, "request");
   long r;
   if (info.Length() > 2 && info[2].IsTypedArray()) {
     size_t len = 0;
     uint8_t* p = ArgBytes(info, 2, "arg", &len);
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsArray()) throw Napi::TypeError::New(env, "argument 'fixups' must be an array");
+      Napi::Array fx = info[3].As<Napi::Array>();
+      for (uint32_t i = 0; i < fx.Length(); i++) {
+        Napi::Value e = fx.Get(i);
+        if (!e.IsObject()) throw Napi::TypeError::New(env, "each fixup must be { offset, buffer }");
+        Napi::Value off = e.As<Napi::Object>().Get("offset");
+        Napi::Value buf = e.As<Napi::Object>().Get("buffer");
+        if (!off.IsNumber() || !buf.IsTypedArray()) throw Napi::TypeError::New(env, "each fixup must be { offset: number, buffer: TypedArray }");
+        double o = off.As<Napi::Number>().DoubleValue();
+        if (o < 0 || o + 8 > static_cast<double>(len) || o != static_cast<double>(static_cast<size_t>(o))) {
+          throw Napi::RangeError::New(env, "fixup offset outside the ioctl argument");
+        }
+        Napi::TypedArray ta = buf.As<Napi::TypedArray>();
+        uint64_t addr = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+        memcpy(p + static_cast<size_t>(o), &addr, sizeof addr);
+      }
+    }
     r = ioctl(fd, req, p);
   } else if (info.Length() > 2 && !info[2].IsUndefined()) {
     r = ioctl(fd, req, static_cast<unsigned long>(ArgU64(info, 2, "arg")));
   } else {
     r = ioctl(fd, req, 0UL);
   }
-  if (r < 0) ThrowErrno(info.Env(), "ioctl", errno);
-  return Napi::Number::New(info.Env(), static_cast<double>(r));
+  if (r < 0) ThrowErrno(env, "ioctl", errno);
+  return Napi::Number::New(env, static_cast<double>(r));
 }
 
 static Napi::Value EventFd(const Napi::CallbackInfo& info) {

@@ -23,6 +23,11 @@ export interface RecvResult {
   truncated: boolean;
 }
 
+export interface IoctlFixup {
+  offset: number;
+  buffer: ArrayBufferView;
+}
+
 export interface WaiterStats {
   wakeups: number;
   deliveries: number;
@@ -48,8 +53,12 @@ export interface Waiter {
 export interface NativeAddon {
   open(path: string, flags: number): number;
   close(fd: number): void;
-  /** `arg`: a TypedArray passed by pointer (in/out), a number passed by value, or nothing. */
-  ioctl(fd: number, request: number, arg?: ArrayBufferView | number | bigint): number;
+  /**
+   * `arg`: a TypedArray passed by pointer (in/out), a number passed by value, or nothing.
+   * `fixups`: for structs that embed user pointers, the address of each `buffer` is written into
+   * `arg` at `offset` (u64) for the duration of the call.
+   */
+  ioctl(fd: number, request: number, arg?: ArrayBufferView | number | bigint, fixups?: IoctlFixup[]): number;
   /** An ArrayBuffer over the mapping; munmap() detaches it (views read as zero-length) first. */
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;

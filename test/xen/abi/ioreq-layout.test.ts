@@ -4,12 +4,9 @@
  * bytes, sizes, offsets and constants; the codec must produce the same. Needs gcc and libxen-dev
  * (.ci/run installs them); without them this test fails, it does not skip.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as abi from '../../../src/xen/abi/ioreq.js';
+import { runC } from '../../support/c-layout.js';
 
 const HEADER = '/usr/include/xen/hvm/ioreq.h';
 
@@ -64,18 +61,10 @@ interface Layout {
   [dump: string]: number | number[];
 }
 
-function compileAndRun(): Layout {
-  if (!existsSync(HEADER)) throw new Error(`${HEADER} is missing: install Debian's libxen-dev (.ci/run does)`);
-  const dir = mkdtempSync(join(tmpdir(), 'xvgpu-ioreq-'));
-  writeFileSync(join(dir, 'layout.c'), C_PROGRAM);
-  execFileSync('gcc', ['-std=c11', '-Wall', '-Werror', '-o', join(dir, 'layout'), join(dir, 'layout.c')]);
-  return JSON.parse(execFileSync(join(dir, 'layout'), { encoding: 'utf8' })) as Layout;
-}
-
 const empty = (): abi.Ioreq => abi.decodeIoreq(new Uint8Array(32));
 
 describe('struct ioreq matches xen/hvm/ioreq.h from libxen-dev', () => {
-  const c = compileAndRun();
+  const c = runC(C_PROGRAM, HEADER, 'libxen-dev') as Layout;
 
   it('has the same size, offsets and slots per page', () => {
     expect(c.sizeof).toBe(abi.IOREQ_SIZE);
