@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * xvgpu kernel helper: internal types shared by the files of the module.
+ *
+ * Locking (see docs/kernel-helper.md):
+ *   ctx->ioctl_lock  serialises control operations on one fd (bind, register, unregister, map,
+ *                    unmap, query, evict). Taken before mmap_lock; callbacks never take it.
+ *   ctx->lock        the "driver lock" of the fault/invalidate protocol (test_hmm's mutex, KVM's
+ *                    mmu_lock): read_retry + p2m install in MAP, set_seq + p2m removal in the
+ *                    invalidate callback, and every soft-p2m access. Never held across mmap_lock,
+ *                    a page fault, copy_{to,from}_user, or a sleeping allocation.
+ *   ctx->ev_lock     spinlock of the event ring.
+ */
+#ifndef XVGPU_HELPER_H
+#define XVGPU_HELPER_H
+
+#include <linux/mmu_notifier.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#include "include/uapi/linux/xvgpu_helper.h"
+
+#define XH_HUGE_PAGES 512
+#define XH_MAX_MAP_PAGES 512
+#define XH_EVENT_RING 4096
+
+struct xh_ctx;
+
+/* A p2m back-end. map/unmap take GFN runs; unmap and flush must not fail (revoke never fails). */
+struct xh_p2m_ops {
+	const char *name;
+	int (*init)(struct xh_ctx *ctx);
+	void (*fini)(struct xh_ctx *ctx);
+	int (*map)(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n);
+	void (*unmap)(struct xh_ctx *ctx, u64 gfn, unsigned long n);
+	void (*flush)(struct xh_ctx *ctx);
+};
+
+extern const struct xh_p2m_ops xh_p2m_soft_ops;
+extern const struct xh_p2m_ops xh_p2m_xen_ops;
+
+struct xh_range {
+	struct mmu_interval_notifier notifier;
+	struct xh_ctx *ctx;
+	u32 id;
+	unsigned long va;
+	unsigned long pages;
+	u64 *gfn_of;            /* per range page: GFN + 1 it is mapped at, 0 if none */
+	unsigned long *huge;    /* bitmap of range pages that start a 2 MiB superpage */
+	bool dead;              /* its VMA is gone (UNMAP of all of it, or RELEASE) */
+};
+
+struct xh_ctx {
+	struct mutex ioctl_lock;
+	struct mutex lock;
+	bool bound;
+	u32 domid;
+	u64 first_gfn;
+	u64 pages;
+	const struct xh_p2m_ops *ops;
+	void *p2m;               /* back-end private */
+	u32 *owner_range;        /* per window page: range id, 0 = unmapped */
+	u32 *owner_page;         /* per window page: page of that range */
+	struct xarray ranges;    /* id -> struct xh_range */
+	u32 next_range;
+	/* events */
+	spinlock_t ev_lock;
+	struct xvgpu_event *ring;
+	unsigned int ev_head, ev_count;
+	wait_queue_head_t wq;
+	/* stats, under ctx->lock */
+	struct xvgpu_stats st;
+};
+
+/* range.c: the fault / invalidate / retry loop */
+int xh_register(struct xh_ctx *ctx, struct xvgpu_register *arg);
+int xh_unregister(struct xh_ctx *ctx, u32 id);
+void xh_unregister_all(struct xh_ctx *ctx);
+int xh_map(struct xh_ctx *ctx, struct xvgpu_map *arg);
+int xh_unmap(struct xh_ctx *ctx, struct xvgpu_unmap *arg);
+int xh_query(struct xh_ctx *ctx, struct xvgpu_query *arg);
+int xh_evict(struct xh_ctx *ctx, struct xvgpu_evict *arg);
+
+/* main.c */
+void xh_queue_event(struct xh_ctx *ctx, const struct xvgpu_event *ev);
+void xh_hist_add(u64 *hist, u64 ns);
+
+/* p2m_soft.c */
+int xh_soft_guest_access(struct xh_ctx *ctx, struct xvgpu_guest_access *arg);
+
+#endif
