@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# run.sh [--timeout S] [--extra DIR] [--init FILE]: builds the module and the selftest against the
+# run.sh [--timeout S] [--with-node] [--extra DIR] [--init FILE]: builds the module and the selftest against the
 # kernel of linux-image-amd64, packs an initramfs and boots Debian's kernel under QEMU (TCG; KVM
 # cannot boot a stock kernel on these machines). Every wait is bounded; on a timeout or a missing
 # result the console log is shown. Exit status: the VM's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-timeout=300 extra="" init="$here/vm/init-selftest.sh"
+timeout=300 extra="" with_node=0 init="$here/vm/init-selftest.sh"
 while [ $# -gt 0 ]; do
   case $1 in
     --timeout) timeout=$2; shift 2 ;;
     --extra) extra=$2; shift 2 ;;
+    --with-node) with_node=1; shift ;;
     --init) init=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -21,6 +22,10 @@ done
 make -s -C "$here" module selftest KVER="$krel" >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+if [ "$with_node" = 1 ]; then
+  extra="$work/extra"
+  "$here/vm/stage-node.sh" "$extra"
+fi
 "$here/vm/build-initramfs.sh" "$krel" "$work/initrd.cpio.gz" "$init" "$extra"
 log="$work/console.log"
 set +e

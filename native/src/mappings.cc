@@ -56,7 +56,20 @@ static Napi::Value Munmap(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// addressOf(buffer): the user address of a live mmap() buffer, for interfaces that take one (the
+// kernel helper registers the back-end's mapping of a BO by address). Only mmap() buffers qualify:
+// their address cannot move, unlike a GC-managed ArrayBuffer's.
+static Napi::Value AddressOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "argument 'buffer' must be an ArrayBuffer from mmap()");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  MappingRegistry& reg = *Data(env)->mappings;
+  if (ab.IsDetached() || reg.live.find(ab.Data()) == reg.live.end()) throw Napi::Error::New(env, "addressOf: not a live buffer from mmap()");
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(ab.Data())));
+}
+
 void InitMappings(Napi::Env env, Napi::Object exports) {
+  exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
   Napi::Object c = Napi::Object::New(env);

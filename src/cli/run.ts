@@ -12,7 +12,9 @@ guest p2m on fault and revoke them when the host invalidates them. On the simula
 default) a synthetic guest touches blob pages while host pressure evicts the buffers.
 
 Options:
-  --platform sim          platform to run on (only 'sim' is available in this build)
+  --platform sim|linux    sim: the embedded simulated platform (default); linux: the real
+                          kernel helper (/dev/xvgpu_helper, soft p2m) and vgem buffers
+                          (/dev/dri/card0), as in the VM tier; needs root and both modules
   --vcpus N               guest vCPUs, 1-128 (default 2)
   --duration S            seconds to run (default 10)
   --workload NAME         access pattern: ${PATTERNS.join(', ')} (default random)
@@ -57,7 +59,7 @@ export function parseRunArgs(argv: string[]): (SimRunOptions & { json: boolean; 
   const cmd = 'run';
   const v = parse(cmd, argv, OPTIONS);
   if (v.help === true) return 'help';
-  choiceOption(cmd, 'platform', v.platform, 'sim', ['sim'] as const);
+  const platform = choiceOption(cmd, 'platform', v.platform, 'sim', ['sim', 'linux'] as const);
   const faultAround = intOption(cmd, 'fault-around', v['fault-around'], 16, 1, 512);
   if ((faultAround & (faultAround - 1)) !== 0) throw new UsageError(`--fault-around must be a power of two, got ${faultAround}`, cmd);
   const blobSize = sizeOption(cmd, 'blob-size', v['blob-size'], 4 * 1024 * 1024, 4096, 1024 ** 3);
@@ -68,6 +70,7 @@ export function parseRunArgs(argv: string[]): (SimRunOptions & { json: boolean; 
   const stockXen = v['stock-xen'] === true;
   if (stockXen && mode === 'retry') throw new UsageError('--stock-xen has no retry state: use --mode emulate', cmd);
   return {
+    platform,
     vcpus: intOption(cmd, 'vcpus', v.vcpus, 2, 1, 128),
     durationS: numberOption(cmd, 'duration', v.duration, 10, 0.1, 86400),
     workload: choiceOption(cmd, 'workload', v.workload, 'random', PATTERNS),

@@ -13,6 +13,7 @@ import type { WorkloadCounters, WorkloadSpec } from './workload.js';
 export interface VcpuResult {
   readonly vcpu: number;
   readonly cpu: CpuCounters;
+  readonly mem: { readonly staleAccesses: number; readonly flushAcks: number };
   readonly work: WorkloadCounters;
   readonly ioreqHist: string;
   readonly crash?: string;
@@ -20,7 +21,7 @@ export interface VcpuResult {
 
 export interface GuestResult {
   readonly vcpus: VcpuResult[];
-  readonly totals: CpuCounters & { reads: number; writes: number; integrityErrors: number };
+  readonly totals: CpuCounters & { staleAccesses: number; flushAcks: number; reads: number; writes: number; integrityErrors: number; staleReads: number };
   /** Guest-visible time blocked per ioreq, all vCPUs. */
   readonly ioreqNs: Histogram;
   readonly crashes: string[];
@@ -31,14 +32,17 @@ export class SyntheticGuest {
   private readonly workers: Worker[] = [];
   private readonly results: Promise<VcpuResult>[] = [];
 
-  /** `vcpuCpus(v)`: the CPUs vCPU v may run on (empty: anywhere). */
-  constructor(private readonly xen: SimXen, private readonly workload: WorkloadSpec, private readonly vcpuCpus: (v: number) => number[] = () => []) {}
+  constructor(
+    private readonly xen: SimXen,
+    private readonly workload: WorkloadSpec,
+    private readonly memory: VcpuWorkerData['memory'] = { kind: 'sim' },
+  ) {}
 
   /** Starts one worker per vCPU; resolves once every vCPU is online. */
   async start(): Promise<void> {
     const online: Promise<void>[] = [];
     for (let v = 0; v < this.xen.vcpus; v++) {
-      const data: VcpuWorkerData = { config: this.xen.config, buffers: this.xen.buffers, vcpu: v, retryCap: this.xen.caps.retry, workload: this.workload, cpus: this.vcpuCpus(v) };
+      const data: VcpuWorkerData = { config: this.xen.config, buffers: this.xen.buffers, vcpu: v, retryCap: this.xen.caps.retry, workload: this.workload, cpus: [], memory: this.memory };
       const w = new Worker(distFile('guest/vcpu-worker.js'), { workerData: data });
       this.workers.push(w);
       online.push(new Promise((resolve, reject) => { w.once('online', resolve); w.once('error', reject); }));
@@ -59,13 +63,16 @@ export class SyntheticGuest {
     const vcpus = await Promise.all(this.results);
     await Promise.all(this.workers.map((w) => w.terminate()));
     const ioreqNs = latencyHistogram();
-    const totals = { accesses: 0, ioreqs: 0, retries: 0, staleAccesses: 0, flushAcks: 0, unclaimed: 0, reads: 0, writes: 0, integrityErrors: 0 };
+    const totals = { accesses: 0, ioreqs: 0, retries: 0, unclaimed: 0, staleAccesses: 0, flushAcks: 0, reads: 0, writes: 0, integrityErrors: 0, staleReads: 0 };
     for (const r of vcpus) {
       addEncoded(ioreqNs, r.ioreqHist);
-      for (const k of ['accesses', 'ioreqs', 'retries', 'staleAccesses', 'flushAcks', 'unclaimed'] as const) totals[k] += r.cpu[k];
+      for (const k of ['accesses', 'ioreqs', 'retries', 'unclaimed'] as const) totals[k] += r.cpu[k];
+      totals.staleAccesses += r.mem.staleAccesses;
+      totals.flushAcks += r.mem.flushAcks;
       totals.reads += r.work.reads;
       totals.writes += r.work.writes;
       totals.integrityErrors += r.work.integrityErrors;
+      totals.staleReads += r.work.staleReads;
     }
     return {
       vcpus,

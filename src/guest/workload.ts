@@ -33,7 +33,11 @@ export interface GuestCpu {
 export interface WorkloadCounters {
   reads: number;
   writes: number;
+  /** Reads that returned anything but the latest stamp this vCPU wrote there. */
   integrityErrors: number;
+  /** Of those, reads that returned an older stamp of the same slot: the signature of a read served
+   * from a frame revoked before a later write went elsewhere. */
+  staleReads: number;
   /** The first few mismatches, for the log. */
   samples: string[];
 }
@@ -45,7 +49,7 @@ export function stampTag(blobId: number, page: number): number {
 }
 
 export class Workload {
-  readonly counters: WorkloadCounters = { reads: 0, writes: 0, integrityErrors: 0, samples: [] };
+  readonly counters: WorkloadCounters = { reads: 0, writes: 0, integrityErrors: 0, staleReads: 0, samples: [] };
   private readonly firstPage: Int32Array; // prefix sums: global page index of each blob's page 0
   private readonly totalPages: number;
   private readonly gen: Uint32Array;
@@ -90,6 +94,7 @@ export class Workload {
     const wantLo = gen === 0 ? 0 : stampTag(blobId, page);
     if (cpu.lo >>> 0 === wantLo && cpu.hi >>> 0 === gen) return;
     this.counters.integrityErrors++;
+    if (cpu.lo >>> 0 === wantLo && cpu.hi >>> 0 < gen) this.counters.staleReads++;
     if (this.counters.samples.length < 5) {
       this.counters.samples.push(`blob ${blobId} page ${page}: read ${(cpu.hi >>> 0).toString(16)}:${(cpu.lo >>> 0).toString(16)}, want ${gen.toString(16)}:${wantLo.toString(16)}`);
     }

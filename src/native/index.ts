@@ -62,6 +62,8 @@ export interface NativeAddon {
   /** An ArrayBuffer over the mapping; munmap() detaches it (views read as zero-length) first. */
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;
+  /** The user address of a live mmap() buffer (never of an ordinary ArrayBuffer). */
+  addressOf(buffer: ArrayBuffer): number;
   mmapConstants: { PROT_READ: number; PROT_WRITE: number; MAP_SHARED: number; MAP_PRIVATE: number };
   eventfd(initval?: number, flags?: number): number;
   eventfdWrite(fd: number, value?: number | bigint): void;

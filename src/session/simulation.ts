@@ -7,8 +7,9 @@ import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
 import { SyntheticGuest } from '../guest/synthetic.js';
 import type { BlobView, PatternName } from '../guest/workload.js';
 import { HostPressure } from '../platform/sim/host-pressure.js';
-import { createSimPlatform } from '../platform/sim/index.js';
 import type { SimGpuOptions } from '../platform/sim/gpu.js';
+import type { HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
+import { openPlatform, type PlatformName } from './platforms.js';
 import { HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
 import { formatNs, summarize, type LatencySummary } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
@@ -16,6 +17,8 @@ import { native } from '../native/index.js';
 import { waiterFloor } from '../bench/floor.js';
 
 export interface SimRunOptions {
+  /** sim (default): everything simulated; linux: the real kernel helper and a DRM device. */
+  readonly platform?: PlatformName;
   readonly vcpus: number;
   readonly durationS: number;
   readonly workload: PatternName;
@@ -51,7 +54,7 @@ export interface Progress {
 }
 
 export interface RunSummary {
-  platform: 'sim';
+  platform: 'sim' | 'linux-soft';
   pinned: { server: number } | null;
   mode: AnswerMode;
   workload: PatternName;
@@ -94,6 +97,16 @@ export interface RunSummary {
   /** fault_ns.p50 / floor_ns.p50. */
   fault_over_floor_p50: number;
   integrity_samples: string[];
+  /** linux: the kernel helper's STATS (histograms: bucket i counts [2^i, 2^(i+1)) ns). */
+  kernel_helper?: {
+    maps: number;
+    map_collisions: number;
+    invalidations: number;
+    revoked_pages: number;
+    events_dropped: number;
+    invalidate_ns_log2: number[];
+    map_ns_log2: number[];
+  };
 }
 
 const FLOOR_ROUNDS = 2000;
@@ -128,13 +141,9 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     hostFrames: blobPages * o.blobs * 2 + 4 * HUGE_PAGES,
     guestRamBytes: 1 << 20,
   };
-  const platform = createSimPlatform({
-    machine,
-    xen: { retry: o.stockXen !== true, ...(o.inject?.skipTlbFlush ? { unsafeSkipTlbFlush: true } : {}) },
-    gpu: { asyncMigration: true, ...o.inject?.gpu },
-  });
+  const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}) });
   const backend = new Backend(
-    platform,
+    platform.ports,
     { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
     log,
   );
@@ -145,8 +154,8 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     const pl = backend.mapBlob(blob.id, i * stride * PAGE_SIZE);
     views.push({ id: blob.id, gpa: BAR_BASE + pl.firstPage * PAGE_SIZE, pages: pl.pages });
   }
-  const guest = new SyntheticGuest(platform.xen, { pattern: o.workload, blobs: views, seed: o.seed });
-  const pressure = new HostPressure(platform.simGpu, () => backend.blobHandles(), o.evictRate, o.seed);
+  const guest = new SyntheticGuest(platform.xen, { pattern: o.workload, blobs: views, seed: o.seed }, platform.guestMemory);
+  const pressure = new HostPressure(platform.pressure, () => backend.blobHandles(), o.evictRate, o.seed);
   const t0 = performance.now();
   await guest.start();
   pressure.start();
@@ -180,8 +189,9 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
   const faultNs = summarize(g.ioreqNs);
   const c = backend.bar.counters;
   const s = backend.server.counters;
+  const kstats = platform.kernelStats();
   const summary: RunSummary = {
-    platform: 'sim',
+    platform: platform.name,
     pinned,
     mode: o.mode,
     workload: o.workload,
@@ -198,10 +208,10 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     revoked_pages: c.revokedPages,
     invalidations: c.invalidations,
     mapped_pages: c.installedPages,
-    resident_pages: platform.helper.stats().residentPages,
+    resident_pages: platform.ports.helper.stats().residentPages,
     huge_maps: c.hugeMaps,
     map_collisions: c.collisions,
-    stale_accesses: g.totals.staleAccesses,
+    stale_accesses: g.totals.staleAccesses + g.totals.staleReads,
     integrity_errors: g.totals.integrityErrors,
     bad_ioreqs: s.bad,
     unclaimed: s.unclaimed + g.totals.unclaimed,
@@ -218,10 +228,23 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     floor_ns: floor,
     fault_over_floor_p50: floor.p50 > 0 ? Math.round((faultNs.p50 / floor.p50) * 100) / 100 : 0,
     integrity_samples: g.samples,
+    ...(kstats ? { kernel_helper: kernelSummary(kstats) } : {}),
   };
   backend.stop();
-  await platform.hv.close();
+  await platform.close();
   return summary;
+}
+
+function kernelSummary(k: HelperStatsWithHistograms): NonNullable<RunSummary['kernel_helper']> {
+  return {
+    maps: k.maps,
+    map_collisions: k.mapCollisions,
+    invalidations: k.invalidations,
+    revoked_pages: k.revokedPages,
+    events_dropped: k.eventsDropped,
+    invalidate_ns_log2: k.invalidateNs,
+    map_ns_log2: k.mapNs,
+  };
 }
 
 /** The human-readable summary `npm start` prints. */

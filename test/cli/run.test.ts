@@ -27,8 +27,9 @@ describe('xvgpu CLI', () => {
     [['run', '--bogus'], /Unknown option '--bogus'/],
     [['run', 'extra'], /unexpected argument 'extra'/],
     [['run', '--stock-xen'], /--mode emulate/],
-    [['run', '--platform', 'xen'], /--platform must be one of sim/],
+    [['run', '--platform', 'xen'], /--platform must be one of sim, linux/],
     [['run', '--pin', 'cpu3'], /--pin must be one of auto, none/],
+    [['run', '--platform', 'linux', '--duration', '1'], /--platform linux needs the kernel helper .*ENOENT/],
     [['bench', 'warp'], /unknown benchmark 'warp'/],
     [['bench', 'floor', '--rounds', '5'], /--rounds must be an integer from 100/],
   ])('rejects %j with one line and exit code 2', (args, msg) => {

@@ -31,6 +31,8 @@ describe('mmap / munmap', () => {
     ftruncateSync(fd, 8192);
     const a = native.mmap(fd, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
     const b = native.mmap(fd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 4096);
+    expect(native.addressOf(a) % 4096).toBe(0);
+    expect(() => native.addressOf(new ArrayBuffer(8))).toThrow(/not a live buffer from mmap/);
     const va = new Uint32Array(a);
     const vb = new Uint32Array(b);
     va[1024] = 0xdeadbeef;

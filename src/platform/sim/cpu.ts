@@ -1,6 +1,6 @@
 /**
  * One simulated vCPU (runs inside a worker thread): loads and stores on guest-physical addresses
- * through the BAR p2m with a private TLB, exactly as the hardware + Xen would treat them:
+ * through its BarMemory, exactly as the hardware + Xen would treat them:
  *
  *  - every access first honours a pending TLB flush and acknowledges it (the flush IPI);
  *  - a mapped page is reached with no exit at all;
@@ -9,8 +9,8 @@
  *    slot's data) or IORESP_RETRY (the instruction re-executes);
  *  - anything else is unclaimed MMIO: reads return all ones, writes are dropped.
  *
- * Each frame reached through a translation is checked against the generation it had when the
- * translation was made: a mismatch is an access to a frame after its revoke completed (stale).
+ * SimP2mMemory checks each frame reached against the generation it had when the translation was
+ * made: a mismatch is an access to a frame after its revoke completed (stale).
  */
 import {
   IOREQ_READ,
@@ -34,9 +34,22 @@ export interface CpuCounters {
   accesses: number;
   ioreqs: number;
   retries: number;
-  staleAccesses: number;
-  flushAcks: number;
   unclaimed: number;
+}
+
+/**
+ * How a vCPU reaches mapped BAR pages: the simulated p2m with a TLB (SimP2mMemory, below), or the
+ * kernel helper's soft p2m (src/platform/linux/soft-p2m-memory.ts). Either way an unmapped page
+ * makes `access` return false and the vCPU raises an ioreq.
+ */
+export interface BarMemory {
+  /** At every instruction boundary: honour and acknowledge a pending TLB flush. */
+  beforeAccess(): void;
+  /** Performs an 8-byte access to a BAR page if it is mapped (a load's value goes to `out`). */
+  access(gpa: number, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean;
+  /** Accesses that reached a frame after its revoke completed. */
+  readonly staleAccesses: number;
+  readonly flushAcks: number;
 }
 
 export interface CpuOptions {
@@ -47,7 +60,7 @@ export interface CpuOptions {
 }
 
 export class SimCpu {
-  readonly counters: CpuCounters = { accesses: 0, ioreqs: 0, retries: 0, staleAccesses: 0, flushAcks: 0, unclaimed: 0 };
+  readonly counters: CpuCounters = { accesses: 0, ioreqs: 0, retries: 0, unclaimed: 0 };
   /** Result of the last load: low and high 32 bits. */
   lo = 0;
   hi = 0;
@@ -56,23 +69,13 @@ export class SimCpu {
   private readonly page: IoreqPage;
   private readonly barBase: number;
   private readonly barEnd: number;
-  // TLB: per BAR page, the frame + 1, the frame's generation, and the TLB epoch of the entry.
-  private readonly tlbFrame: Int32Array;
-  private readonly tlbGen: Int32Array;
-  private readonly tlbEpoch: Int32Array;
-  private localEpoch = 1;
-  private seenFlush = 0;
   private readonly req = emptyIoreq();
 
-  constructor(config: MachineConfig, buffers: MachineBuffers, readonly vcpu: number, private readonly opts: CpuOptions) {
+  constructor(config: MachineConfig, buffers: MachineBuffers, readonly vcpu: number, readonly memory: BarMemory, private readonly opts: CpuOptions) {
     this.views = new MachineViews(config, buffers);
     this.page = new IoreqPage(buffers.ioreq, 0, config.vcpus);
     this.barBase = config.barBase;
     this.barEnd = config.barBase + config.barPages * PAGE_SIZE;
-    this.tlbFrame = new Int32Array(config.barPages);
-    this.tlbGen = new Int32Array(config.barPages);
-    this.tlbEpoch = new Int32Array(config.barPages);
-    this.seenFlush = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
   }
 
   online(): void {
@@ -99,15 +102,8 @@ export class SimCpu {
   private access(gpa: number, write: boolean, lo: number, hi: number): void {
     this.counters.accesses++;
     for (;;) {
-      this.pollFlush();
-      if (gpa >= this.barBase && gpa + 8 <= this.barEnd) {
-        const idx = (gpa - this.barBase) >>> PAGE_SHIFT;
-        const frame = this.translate(idx);
-        if (frame >= 0) {
-          this.touchFrame(idx, frame, (gpa - this.barBase) & (PAGE_SIZE - 1), write, lo, hi);
-          return;
-        }
-      }
+      this.memory.beforeAccess();
+      if (gpa >= this.barBase && gpa + 8 <= this.barEnd && this.memory.access(gpa, write, lo, hi, this)) return;
       if (!this.views.serverClaims(gpa, 8)) {
         this.counters.unclaimed++;
         if (!write) this.lo = this.hi = 0xffff_ffff;
@@ -116,43 +112,6 @@ export class SimCpu {
       if (!this.ioreq(gpa, write, lo, hi)) return; // completed by the server
       this.counters.retries++; // the server mapped the page: re-execute the instruction
     }
-  }
-
-  /** Honours a pending flush before the next instruction, and acknowledges it. */
-  private pollFlush(): void {
-    const epoch = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
-    if (epoch === this.seenFlush) return;
-    this.localEpoch++; // invalidates every TLB entry at once
-    this.seenFlush = epoch;
-    this.counters.flushAcks++;
-    Atomics.store(this.views.ctl, this.views.ackedEpochIndex(this.vcpu), epoch);
-    this.views.setRunState(this.vcpu, RUN_RUNNING); // bumps ACK_SEQ and wakes the flusher
-  }
-
-  private translate(idx: number): number {
-    if (this.tlbEpoch[idx] === this.localEpoch) return (this.tlbFrame[idx] ?? 0) - 1;
-    const entry = Atomics.load(this.views.p2m, idx);
-    if (entry === 0) return -1;
-    const frame = entry - 1;
-    this.tlbFrame[idx] = entry;
-    // Safe to read after the entry: the frame cannot be freed before this vCPU acknowledges a flush.
-    this.tlbGen[idx] = Atomics.load(this.views.frameGen, frame);
-    this.tlbEpoch[idx] = this.localEpoch;
-    return frame;
-  }
-
-  private touchFrame(idx: number, frame: number, off: number, write: boolean, lo: number, hi: number): void {
-    const w = (frame * PAGE_SIZE + off) >>> 2;
-    const h = this.views.host32;
-    if (write) {
-      h[w] = lo;
-      h[w + 1] = hi;
-    } else {
-      this.lo = h[w] ?? 0;
-      this.hi = h[w + 1] ?? 0;
-    }
-    // Still inside the same "instruction": no flush can have been acknowledged in between.
-    if (Atomics.load(this.views.frameGen, frame) !== this.tlbGen[idx]) this.counters.staleAccesses++;
   }
 
   /** Posts an ioreq and blocks; returns true when the answer is "retry". */
@@ -206,5 +165,72 @@ export class SimCpu {
       if (Atomics.load(ctl, CTL_STOP) === 2) throw new VcpuStopped();
       Atomics.wait(ctl, ev, seen, 100);
     }
+  }
+}
+
+/**
+ * The simulated machine's BAR memory: a private TLB over the shared p2m, flushed (and the flush
+ * acknowledged) at instruction boundaries, with every frame reached checked against the generation
+ * it had when the translation was made.
+ */
+export class SimP2mMemory implements BarMemory {
+  staleAccesses = 0;
+  flushAcks = 0;
+  private readonly views: MachineViews;
+  private readonly barBase: number;
+  // TLB: per BAR page, the frame + 1, the frame's generation, and the TLB epoch of the entry.
+  private readonly tlbFrame: Int32Array;
+  private readonly tlbGen: Int32Array;
+  private readonly tlbEpoch: Int32Array;
+  private localEpoch = 1;
+  private seenFlush: number;
+
+  constructor(config: MachineConfig, buffers: MachineBuffers, private readonly vcpu: number) {
+    this.views = new MachineViews(config, buffers);
+    this.barBase = config.barBase;
+    this.tlbFrame = new Int32Array(config.barPages);
+    this.tlbGen = new Int32Array(config.barPages);
+    this.tlbEpoch = new Int32Array(config.barPages);
+    this.seenFlush = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
+  }
+
+  beforeAccess(): void {
+    const epoch = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
+    if (epoch === this.seenFlush) return;
+    this.localEpoch++; // invalidates every TLB entry at once
+    this.seenFlush = epoch;
+    this.flushAcks++;
+    Atomics.store(this.views.ctl, this.views.ackedEpochIndex(this.vcpu), epoch);
+    this.views.setRunState(this.vcpu, RUN_RUNNING); // bumps ACK_SEQ and wakes the flusher
+  }
+
+  access(gpa: number, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
+    const idx = (gpa - this.barBase) >>> PAGE_SHIFT;
+    const frame = this.translate(idx);
+    if (frame < 0) return false;
+    const w = (frame * PAGE_SIZE + ((gpa - this.barBase) & (PAGE_SIZE - 1))) >>> 2;
+    const h = this.views.host32;
+    if (write) {
+      h[w] = lo;
+      h[w + 1] = hi;
+    } else {
+      out.lo = h[w] ?? 0;
+      out.hi = h[w + 1] ?? 0;
+    }
+    // Still inside the same "instruction": no flush can have been acknowledged in between.
+    if (Atomics.load(this.views.frameGen, frame) !== this.tlbGen[idx]) this.staleAccesses++;
+    return true;
+  }
+
+  private translate(idx: number): number {
+    if (this.tlbEpoch[idx] === this.localEpoch) return (this.tlbFrame[idx] ?? 0) - 1;
+    const entry = Atomics.load(this.views.p2m, idx);
+    if (entry === 0) return -1;
+    const frame = entry - 1;
+    this.tlbFrame[idx] = entry;
+    // Safe to read after the entry: the frame cannot be freed before this vCPU acknowledges a flush.
+    this.tlbGen[idx] = Atomics.load(this.views.frameGen, frame);
+    this.tlbEpoch[idx] = this.localEpoch;
+    return frame;
   }
 }

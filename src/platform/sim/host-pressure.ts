@@ -3,7 +3,11 @@
  * ranges sometimes), the way TTM moves buffers between VRAM and system memory. Every eviction goes
  * through the GPU port, so it reaches the back-end only as MMU-notifier invalidations.
  */
-import type { SimGpu } from './gpu.js';
+/** What host pressure needs from a GPU: move pages of a BO, and know its size. */
+export interface EvictTarget {
+  evict(handle: number, firstPage?: number, pages?: number): Promise<boolean>;
+  pagesOf(handle: number): number;
+}
 
 export class HostPressure {
   evictions = 0;
@@ -14,7 +18,7 @@ export class HostPressure {
   private last = 0;
 
   constructor(
-    private readonly gpu: SimGpu,
+    private readonly gpu: EvictTarget,
     private readonly handles: () => number[],
     private readonly rateHz: number,
     seed = 1,

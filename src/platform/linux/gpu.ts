@@ -1,0 +1,73 @@
+/**
+ * The GPU port over a DRM device (vgem in the VM tier): BOs are dumb buffers, CPU mappings are the
+ * addon's mmap of the DRM fd. `evict` stands in for TTM moving a BO: vgem never evicts, so it asks
+ * the kernel helper's test-only EVICT to zap the mapping's PTEs, which fires MMU_NOTIFY_CLEAR.
+ */
+import { native } from '../../native/index.js';
+import type { BoInfo, CpuMapping, GpuPort } from '../ports.js';
+import type { DrmDevice, DumbBuffer } from './drm.js';
+
+const PAGE = 4096;
+
+interface Bo {
+  readonly buf: DumbBuffer;
+  readonly mappings: Map<number, ArrayBuffer>; // va -> the mmap buffer
+}
+
+export class DrmGpu implements GpuPort {
+  private readonly bos = new Map<number, Bo>();
+
+  constructor(private readonly dev: DrmDevice, private readonly zap: (va: number, firstPage: number, pages: number) => void) {}
+
+  createBo(size: number): BoInfo {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE !== 0) throw new RangeError(`BO size ${size}: want a positive multiple of ${PAGE}`);
+    // 1024 pixels of 32 bits = one page per row.
+    const buf = this.dev.createDumb(1024, size / PAGE, 32);
+    if (buf.size < size) throw new Error(`DRM returned a ${buf.size}-byte dumb buffer for ${size} bytes`);
+    this.bos.set(buf.handle, { buf, mappings: new Map() });
+    return { handle: buf.handle, size };
+  }
+
+  destroyBo(handle: number): void {
+    const bo = this.get(handle);
+    for (const [va, ab] of bo.mappings) this.munmapBo({ handle, va, length: ab.byteLength });
+    this.dev.destroyDumb(handle);
+    this.bos.delete(handle);
+  }
+
+  mmapBo(handle: number): CpuMapping {
+    const bo = this.get(handle);
+    const ab = this.dev.mmapDumb(bo.buf);
+    const va = native.addressOf(ab);
+    bo.mappings.set(va, ab);
+    return { handle, va, length: ab.byteLength };
+  }
+
+  munmapBo(mapping: CpuMapping): void {
+    const bo = this.get(mapping.handle);
+    const ab = bo.mappings.get(mapping.va);
+    if (!ab) throw new Error('munmap: not a mapping of this BO');
+    bo.mappings.delete(mapping.va);
+    native.munmap(ab);
+  }
+
+  evict(handle: number, firstPage = 0, pages?: number): Promise<boolean> {
+    const bo = this.bos.get(handle);
+    if (!bo) return Promise.resolve(false);
+    const total = bo.buf.size / PAGE;
+    const n = pages ?? total - firstPage;
+    if (n <= 0 || firstPage < 0 || firstPage + n > total) return Promise.resolve(false);
+    for (const va of bo.mappings.keys()) this.zap(va, firstPage, n);
+    return Promise.resolve(true);
+  }
+
+  pagesOf(handle: number): number {
+    return this.get(handle).buf.size / PAGE;
+  }
+
+  private get(handle: number): Bo {
+    const bo = this.bos.get(handle);
+    if (!bo) throw new Error(`GPU: no BO ${handle}`);
+    return bo;
+  }
+}
