@@ -357,41 +357,45 @@ static void *guest_thread(void *p)
 	return NULL;
 }
 
-static int t_race(void)
+/* Runs the host and guest threads over a fresh binding and range; fills r. */
+static int run_race(struct racer *r)
 {
-	struct racer r = { .fd = open_bound(), .mem = anon(RACE_PAGES), .scratch = anon(SCRATCH_PAGES) };
 	pthread_t h, g;
 
-	CHECK(r.fd >= 0, "open/bind");
+	r->fd = open_bound();
+	r->mem = anon(RACE_PAGES);
+	r->scratch = anon(SCRATCH_PAGES);
+	if (r->fd < 0 || !r->mem || !r->scratch)
+		return fail("open/bind/mmap");
 	atomic_store(&stop_race, 0);
-	r.range = reg(r.fd, r.mem, RACE_PAGES * PAGE);
-	pthread_create(&h, NULL, host_thread, &r);
-	pthread_create(&g, NULL, guest_thread, &r);
+	r->range = reg(r->fd, r->mem, RACE_PAGES * PAGE);
+	pthread_create(&h, NULL, host_thread, r);
+	pthread_create(&g, NULL, guest_thread, r);
 	pthread_join(g, NULL);
 	pthread_join(h, NULL);
+	close(r->fd);
+	return 0;
+}
+
+static int t_race(void)
+{
+	struct racer r = { 0 };
+
+	CHECK(run_race(&r) == 0, "%s", why);
 	printf("# race: %lu guest reads, %lu guest faults, %lu stale\n", r.reads, r.faults, r.stale);
 	CHECK(r.reads > 1000 && r.faults > 100, "the race did not race (%lu reads, %lu faults)", r.reads, r.faults);
 	CHECK(r.stale == 0, "%lu stale reads", r.stale);
-	close(r.fd);
 	return 0;
 }
 
 /* With the module's test_skip_revoke set, the same race must find stale reads. */
 static int t_race_detects_broken_revoke(void)
 {
-	struct racer r = { .fd = open_bound(), .mem = anon(RACE_PAGES), .scratch = anon(SCRATCH_PAGES) };
-	pthread_t h, g;
+	struct racer r = { 0 };
 
-	CHECK(r.fd >= 0, "open/bind");
-	atomic_store(&stop_race, 0);
-	r.range = reg(r.fd, r.mem, RACE_PAGES * PAGE);
-	pthread_create(&h, NULL, host_thread, &r);
-	pthread_create(&g, NULL, guest_thread, &r);
-	pthread_join(g, NULL);
-	pthread_join(h, NULL);
+	CHECK(run_race(&r) == 0, "%s", why);
 	printf("# broken race: %lu guest reads, %lu stale\n", r.reads, r.stale);
 	CHECK(r.stale > 0, "no stale read detected although revocation was disabled");
-	close(r.fd);
 	return 0;
 }
 
