@@ -45,6 +45,10 @@ export interface GuestMemory {
   readonly size: number;
   read(gpa: number, into: Uint8Array): void;
   write(gpa: number, from: Uint8Array): void;
+  /** Aligned 16-bit load with acquire semantics (a ring index the guest publishes). */
+  load16(gpa: number): number;
+  /** Aligned 16-bit store with release semantics: everything written before is visible first. */
+  store16(gpa: number, value: number): void;
 }
 
 export interface HypervisorPort {

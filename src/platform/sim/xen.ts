@@ -233,8 +233,21 @@ class SimEventChannels implements EventChannels {
 
 class SimGuestMemory implements GuestMemory {
   readonly size: number;
+  private readonly ram16: Uint16Array;
   constructor(private readonly ram: Uint8Array) {
     this.size = ram.byteLength;
+    this.ram16 = new Uint16Array(ram.buffer, ram.byteOffset, ram.byteLength >> 1);
+  }
+  // Atomics on shared memory are sequentially consistent, which covers acquire and release.
+  load16(gpa: number): number {
+    this.check(gpa, 2);
+    if (gpa % 2 !== 0) throw new RangeError(`guest memory: unaligned 16-bit load at ${gpa}`);
+    return Atomics.load(this.ram16, gpa >> 1);
+  }
+  store16(gpa: number, value: number): void {
+    this.check(gpa, 2);
+    if (gpa % 2 !== 0) throw new RangeError(`guest memory: unaligned 16-bit store at ${gpa}`);
+    Atomics.store(this.ram16, gpa >> 1, value);
   }
   read(gpa: number, into: Uint8Array): void {
     this.check(gpa, into.byteLength);
