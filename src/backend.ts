@@ -8,6 +8,9 @@ import { BarWindow, type Placement } from './bar/window.js';
 import { IoreqServer } from './ioreq/server.js';
 import type { CpuMapping, GpuPort, HypervisorPort, KernelHelperPort, RangeId } from './platform/ports.js';
 import type { Logger } from './telemetry/log.js';
+import { VirtioGpuDevice } from './gpu/device.js';
+import { GuestMemoryAccess } from './virtio/guest-memory.js';
+import { VirtioMmio } from './virtio/mmio.js';
 
 export interface BackendPorts {
   readonly hv: HypervisorPort;
@@ -35,10 +38,12 @@ export class ConfigError extends Error {}
 export class Backend {
   readonly server: IoreqServer;
   readonly bar: BarManager;
+  gpuDevice: VirtioGpuDevice | undefined;
+  transport: VirtioMmio | undefined;
   private readonly blobs = new Map<number, HostBlob>();
   private nextBlob = 1;
 
-  constructor(private readonly ports: BackendPorts, opts: BackendOptions, private readonly log: Logger) {
+  constructor(private readonly ports: BackendPorts, private readonly opts: BackendOptions, private readonly log: Logger) {
     // The answer mode is chosen by capability, never by guesswork (D4).
     if (opts.policy.mode === 'retry' && !ports.hv.caps.retry) {
       throw new ConfigError('--mode retry needs a hypervisor with the ioreq retry extension; this one has none (use --mode emulate)');
@@ -55,12 +60,39 @@ export class Backend {
     this.server.start();
   }
 
-  /** RESOURCE_CREATE_BLOB: a host BO, mapped into our address space and watched by the helper. */
+  /**
+   * The virtio-gpu device on a virtio-mmio window at `mmioBase`, interrupting on line `irq`, with
+   * the BAR as its host-visible shared-memory region.
+   */
+  attachVirtioGpu(mmioBase: number, irq: number): VirtioGpuDevice {
+    const device = new VirtioGpuDevice(this, { base: this.opts.barBase, length: this.opts.barPages * 4096 }, this.log);
+    const mem = new GuestMemoryAccess(this.ports.hv.guestMemory());
+    const transport = new VirtioMmio('virtio-gpu', mmioBase, device, mem, { set: (level) => { this.ports.hv.setIrqLevel(irq, level); } }, this.log);
+    this.server.addRegion(transport);
+    this.gpuDevice = device;
+    this.transport = transport;
+    return device;
+  }
+
+  /** A new host BO as a blob (the synthetic guest's path when no virtio-gpu device is used). */
   createBlob(size: number): HostBlob {
-    const bo = this.ports.gpu.createBo(size);
-    const mapping = this.ports.gpu.mmapBo(bo.handle);
-    const range = this.ports.helper.registerRange(mapping.va, mapping.length);
-    const blob: HostBlob = { id: this.nextBlob++, bo: bo.handle, size, mapping, range };
+    return this.adoptBo(this.ports.gpu.createBo(size).handle, size);
+  }
+
+  /**
+   * RESOURCE_CREATE_BLOB: an existing BO (from the native context) becomes a blob: mapped into our
+   * address space and watched by the helper. The blob owns the BO from here on.
+   */
+  adoptBo(handle: number, size: number): HostBlob {
+    const mapping = this.ports.gpu.mmapBo(handle);
+    let range: RangeId;
+    try {
+      range = this.ports.helper.registerRange(mapping.va, mapping.length);
+    } catch (e) {
+      this.ports.gpu.munmapBo(mapping);
+      throw e;
+    }
+    const blob: HostBlob = { id: this.nextBlob++, bo: handle, size, mapping, range };
     this.blobs.set(blob.id, blob);
     return blob;
   }
@@ -91,11 +123,16 @@ export class Backend {
     this.blobs.delete(id);
   }
 
+  get gpu(): GpuPort {
+    return this.ports.gpu;
+  }
+
   blobHandles(): number[] {
     return [...this.blobs.values()].map((b) => b.bo);
   }
 
   stop(): void {
+    this.gpuDevice?.reset();
     for (const id of [...this.blobs.keys()]) this.destroyBlob(id);
     this.server.stop();
     this.ports.helper.close();

@@ -9,6 +9,7 @@ import { addEncoded, latencyHistogram, type Histogram } from '../telemetry/histo
 import { distFile } from '../util/dist-path.js';
 import type { VcpuWorkerData } from './vcpu-worker.js';
 import type { WorkloadCounters, WorkloadSpec } from './workload.js';
+import type { GpuGuestResult, GuestGpuPlan } from './gpu-guest.js';
 
 export interface VcpuResult {
   readonly vcpu: number;
@@ -17,6 +18,7 @@ export interface VcpuResult {
   readonly work: WorkloadCounters;
   readonly ioreqHist: string;
   readonly crash?: string;
+  readonly gpu?: GpuGuestResult;
 }
 
 export interface GuestResult {
@@ -26,6 +28,8 @@ export interface GuestResult {
   readonly ioreqNs: Histogram;
   readonly crashes: string[];
   readonly samples: string[];
+  /** What the boot vCPU saw of the virtio-gpu device, when the guest used one. */
+  readonly gpu?: GpuGuestResult;
 }
 
 export class SyntheticGuest {
@@ -36,13 +40,14 @@ export class SyntheticGuest {
     private readonly xen: SimXen,
     private readonly workload: WorkloadSpec,
     private readonly memory: VcpuWorkerData['memory'] = { kind: 'sim' },
+    private readonly gpu?: GuestGpuPlan,
   ) {}
 
   /** Starts one worker per vCPU; resolves once every vCPU is online. */
   async start(): Promise<void> {
     const online: Promise<void>[] = [];
     for (let v = 0; v < this.xen.vcpus; v++) {
-      const data: VcpuWorkerData = { config: this.xen.config, buffers: this.xen.buffers, vcpu: v, retryCap: this.xen.caps.retry, workload: this.workload, cpus: [], memory: this.memory };
+      const data: VcpuWorkerData = { config: this.xen.config, buffers: this.xen.buffers, vcpu: v, retryCap: this.xen.caps.retry, workload: this.workload, cpus: [], memory: this.memory, ...(this.gpu ? { gpu: this.gpu } : {}) };
       const w = new Worker(distFile('guest/vcpu-worker.js'), { workerData: data });
       this.workers.push(w);
       online.push(new Promise((resolve, reject) => { w.once('online', resolve); w.once('error', reject); }));
@@ -74,12 +79,9 @@ export class SyntheticGuest {
       totals.integrityErrors += r.work.integrityErrors;
       totals.staleReads += r.work.staleReads;
     }
-    return {
-      vcpus,
-      totals,
-      ioreqNs,
-      crashes: vcpus.flatMap((r) => (r.crash ? [`vCPU ${r.vcpu}: ${r.crash}`] : [])),
-      samples: vcpus.flatMap((r) => r.work.samples),
-    };
+    const gpu = vcpus[0]?.gpu;
+    const crashes = vcpus.flatMap((r) => (r.crash ? [`vCPU ${r.vcpu}: ${r.crash}`] : []));
+    if (gpu?.error !== undefined) crashes.push(`vCPU 0: virtio-gpu driver: ${gpu.error}`);
+    return { vcpus, totals, ioreqNs, crashes, samples: vcpus.flatMap((r) => r.work.samples), ...(gpu ? { gpu } : {}) };
   }
 }

@@ -10,6 +10,8 @@ import type { MachineBuffers, MachineConfig } from '../platform/sim/machine.js';
 import { encode, latencyHistogram, record } from '../telemetry/histogram.js';
 import { Workload, type WorkloadSpec } from './workload.js';
 import type { VcpuResult } from './synthetic.js';
+import { bootGpu, teardownGpu, type GuestGpuPlan, type GpuGuestResult } from './gpu-guest.js';
+import { CTL_GUEST_BOOT, CTL_GUEST_DONE } from '../platform/sim/machine.js';
 
 export interface VcpuWorkerData {
   readonly config: MachineConfig;
@@ -21,6 +23,8 @@ export interface VcpuWorkerData {
   readonly cpus: readonly number[];
   /** Where mapped BAR pages live: the simulated p2m, or the kernel helper's soft p2m (its fd). */
   readonly memory: { readonly kind: 'sim' } | { readonly kind: 'kernel-soft'; readonly helperFd: number };
+  /** The blobs come from the virtio-gpu device: vCPU 0 sets it up and tears it down. */
+  readonly gpu?: GuestGpuPlan;
 }
 
 function barMemory(data: VcpuWorkerData): BarMemory {
@@ -33,11 +37,16 @@ function run(data: VcpuWorkerData): VcpuResult {
   const cpu = new SimCpu(data.config, data.buffers, data.vcpu, barMemory(data), { retryCap: data.retryCap, onIoreqDone: (ns) => { record(hist, ns); } });
   const work = new Workload(data.workload, data.vcpu, data.config.vcpus);
   let crash: string | undefined;
+  let gpu: GpuGuestResult | undefined;
   cpu.online();
   try {
-    while (!cpu.stopRequested()) {
-      for (let i = 0; i < 256; i++) work.step(cpu);
+    if (data.gpu) gpu = bootOrWait(cpu, data);
+    if (gpu?.error === undefined) {
+      while (!cpu.stopRequested()) {
+        for (let i = 0; i < 256; i++) work.step(cpu);
+      }
     }
+    if (data.gpu) finish(cpu, data, gpu);
   } catch (e) {
     if (e instanceof DomainCrash) crash = e.message;
     else if (!(e instanceof VcpuStopped)) throw e;
@@ -45,7 +54,33 @@ function run(data: VcpuWorkerData): VcpuResult {
     cpu.offline();
   }
   const mem = { staleAccesses: cpu.memory.staleAccesses, flushAcks: cpu.memory.flushAcks };
-  return { vcpu: data.vcpu, cpu: cpu.counters, mem, work: work.counters, ioreqHist: encode(hist), ...(crash ? { crash } : {}) };
+  return { vcpu: data.vcpu, cpu: cpu.counters, mem, work: work.counters, ioreqHist: encode(hist), ...(crash ? { crash } : {}), ...(gpu ? { gpu } : {}) };
+}
+
+/** vCPU 0 brings the GPU up and places the blobs; the others halt until it is done. */
+function bootOrWait(cpu: SimCpu, data: VcpuWorkerData): GpuGuestResult | undefined {
+  const ctl = cpu.ctl;
+  if (data.vcpu !== 0 || !data.gpu) {
+    cpu.idleUntil(CTL_GUEST_BOOT, () => Atomics.load(ctl, CTL_GUEST_BOOT) !== 0);
+    return Atomics.load(ctl, CTL_GUEST_BOOT) === 1 ? undefined : { error: 'the boot vCPU failed to set up the GPU' } as GpuGuestResult;
+  }
+  const r = bootGpu(cpu, new Uint8Array(data.buffers.ram), data.gpu);
+  Atomics.store(ctl, CTL_GUEST_BOOT, r.error === undefined ? 1 : 2);
+  Atomics.notify(ctl, CTL_GUEST_BOOT);
+  return r;
+}
+
+/** Every vCPU reports done; vCPU 0 waits for the others, then unmaps and frees the blobs. */
+function finish(cpu: SimCpu, data: VcpuWorkerData, gpu: GpuGuestResult | undefined): void {
+  const ctl = cpu.ctl;
+  if (data.vcpu !== 0 || !data.gpu || !gpu || gpu.error !== undefined) {
+    Atomics.add(ctl, CTL_GUEST_DONE, 1);
+    Atomics.notify(ctl, CTL_GUEST_DONE);
+    return;
+  }
+  const others = data.config.vcpus - 1;
+  if (!cpu.idleUntil(CTL_GUEST_DONE, () => Atomics.load(ctl, CTL_GUEST_DONE) >= others)) return;
+  teardownGpu(cpu, data.gpu, gpu);
 }
 
 parentPort?.postMessage(run(workerData as VcpuWorkerData));

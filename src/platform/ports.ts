@@ -201,4 +201,7 @@ export interface GpuPort {
   munmapBo(mapping: CpuMapping): void;
   /** Host memory pressure: move pages of a BO (content kept, frames change). Sim and test only. */
   evict(handle: number, firstPage?: number, pages?: number): Promise<boolean>;
+  /** CPU access to a BO's bytes through the back-end's own mapping (bounds-checked). */
+  writeBo(handle: number, offset: number, data: Uint8Array): void;
+  readBo(handle: number, offset: number, into: Uint8Array): void;
 }

@@ -6,6 +6,7 @@ import { Backend } from '../backend.js';
 import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
 import { SyntheticGuest } from '../guest/synthetic.js';
 import type { BlobView, PatternName } from '../guest/workload.js';
+import type { GuestGpuPlan } from '../guest/gpu-guest.js';
 import { HostPressure } from '../platform/sim/host-pressure.js';
 import type { SimGpuOptions } from '../platform/sim/gpu.js';
 import type { HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
@@ -97,6 +98,16 @@ export interface RunSummary {
   /** fault_ns.p50 / floor_ns.p50. */
   fault_over_floor_p50: number;
   integrity_samples: string[];
+  /** The virtio-gpu device the guest drove: every blob was created and placed through it. */
+  virtio: {
+    commands: number;
+    errors: number;
+    blobs_created: number;
+    blobs_mapped: number;
+    blobs_unmapped: number;
+    transport_resets: number;
+    needs_reset: number;
+  };
   /** linux: the kernel helper's STATS (histograms: bucket i counts [2^i, 2^(i+1)) ns). */
   kernel_helper?: {
     maps: number;
@@ -110,6 +121,11 @@ export interface RunSummary {
 }
 
 const FLOOR_ROUNDS = 2000;
+const VIRTIO_MMIO_BASE = 0x2000_0000;
+const VIRTIO_IRQ = 5;
+const GUEST_RAM = 4 << 20;
+/** Resource ids the guest driver gives the workload blobs (gpu-guest.ts). */
+const FIRST_GUEST_RESOURCE = 10;
 const BAR_BASE = 0x1_0000_0000; // 4 GiB: above RAM, 2 MiB aligned (superpages possible)
 
 /** Pins the calling (server) thread per `pin`; returns the placement and how to undo it. */
@@ -132,14 +148,16 @@ export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: 
 
 async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinned'], onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<RunSummary> {
   const blobPages = o.blobSize / PAGE_SIZE;
-  // Each blob sits at a 2 MiB-aligned offset so superpages are possible when frames allow.
+  // Each blob sits at a 2 MiB-aligned offset so superpages are possible when frames allow; the
+  // guest's shmem page and a probe blob follow the workload blobs.
   const stride = Math.ceil(blobPages / HUGE_PAGES) * HUGE_PAGES;
+  const extra = 2 * HUGE_PAGES;
   const machine: MachineConfig = {
     vcpus: o.vcpus,
     barBase: BAR_BASE,
-    barPages: Math.max(stride * o.blobs, HUGE_PAGES),
+    barPages: stride * o.blobs + extra,
     hostFrames: blobPages * o.blobs * 2 + 4 * HUGE_PAGES,
-    guestRamBytes: 1 << 20,
+    guestRamBytes: GUEST_RAM,
   };
   const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}) });
   const backend = new Backend(
@@ -148,13 +166,17 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     log,
   );
   backend.start();
-  const views: BlobView[] = [];
-  for (let i = 0; i < o.blobs; i++) {
-    const blob = backend.createBlob(o.blobSize);
-    const pl = backend.mapBlob(blob.id, i * stride * PAGE_SIZE);
-    views.push({ id: blob.id, gpa: BAR_BASE + pl.firstPage * PAGE_SIZE, pages: pl.pages });
-  }
-  const guest = new SyntheticGuest(platform.xen, { pattern: o.workload, blobs: views, seed: o.seed }, platform.guestMemory);
+  const device = backend.attachVirtioGpu(VIRTIO_MMIO_BASE, VIRTIO_IRQ);
+  // The guest creates and places every blob through the virtio-gpu device (vCPU 0 at boot).
+  const plan: GuestGpuPlan = {
+    mmioBase: VIRTIO_MMIO_BASE,
+    queueBase: 0,
+    blobs: Array.from({ length: o.blobs }, (_, i) => ({ size: o.blobSize, offset: i * stride * PAGE_SIZE })),
+    shmemOffset: stride * o.blobs * PAGE_SIZE,
+    probeOffset: (stride * o.blobs + HUGE_PAGES) * PAGE_SIZE,
+  };
+  const views: BlobView[] = plan.blobs.map((b, i) => ({ id: FIRST_GUEST_RESOURCE + i, gpa: BAR_BASE + b.offset, pages: blobPages }));
+  const guest = new SyntheticGuest(platform.xen, { pattern: o.workload, blobs: views, seed: o.seed }, platform.guestMemory, plan);
   const pressure = new HostPressure(platform.pressure, () => backend.blobHandles(), o.evictRate, o.seed);
   const t0 = performance.now();
   await guest.start();
@@ -211,8 +233,9 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     resident_pages: platform.ports.helper.stats().residentPages,
     huge_maps: c.hugeMaps,
     map_collisions: c.collisions,
-    stale_accesses: g.totals.staleAccesses + g.totals.staleReads,
-    integrity_errors: g.totals.integrityErrors,
+    // A read of an unmapped blob's old range that reached the buffer is an access after revoke.
+    stale_accesses: g.totals.staleAccesses + g.totals.staleReads + (g.gpu?.postUnmapHits ?? 0),
+    integrity_errors: g.totals.integrityErrors + (g.gpu?.fillMismatches ?? 0),
     bad_ioreqs: s.bad,
     unclaimed: s.unclaimed + g.totals.unclaimed,
     holes: c.holes,
@@ -228,6 +251,15 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     floor_ns: floor,
     fault_over_floor_p50: floor.p50 > 0 ? Math.round((faultNs.p50 / floor.p50) * 100) / 100 : 0,
     integrity_samples: g.samples,
+    virtio: {
+      commands: device.counters.commands,
+      errors: device.counters.errors,
+      blobs_created: device.counters.blobsCreated,
+      blobs_mapped: device.counters.blobsMapped,
+      blobs_unmapped: device.counters.blobsUnmapped,
+      transport_resets: backend.transport?.counters.resets ?? 0,
+      needs_reset: backend.transport?.counters.needsReset ?? 0,
+    },
     ...(kstats ? { kernel_helper: kernelSummary(kstats) } : {}),
   };
   backend.stop();

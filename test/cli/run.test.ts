@@ -48,6 +48,8 @@ describe('xvgpu CLI', () => {
       expect(s, k).toHaveProperty(k);
     }
     expect(s).toMatchObject({ platform: 'sim', mode: 'emulate', vcpus: 2, stale_accesses: 0, integrity_errors: 0 });
+    expect(s.virtio).toMatchObject({ errors: 0 });
+    expect((s.virtio as { blobs_mapped: number }).blobs_mapped).toBeGreaterThan(0);
     expect(Object.keys(s.fault_ns as object)).toEqual(expect.arrayContaining(['p50', 'p99', 'p999', 'max']));
     // The same-run floor sits next to the fault latency.
     expect((s.floor_ns as { p50: number }).p50).toBeGreaterThan(0);

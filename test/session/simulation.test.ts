@@ -36,6 +36,10 @@ describe('simulation end to end', () => {
     else expect([r.emulated, r.retries]).toEqual([r.faults, 0]);
     // Reads and writes both ran, and the guest saw its faults answered.
     expect(r.fault_ns.count).toBe(r.ioreqs);
+    // Every blob came through the virtio-gpu device, and went back through it.
+    expect(r.virtio.errors).toBe(0);
+    expect(r.virtio.blobs_mapped).toBeGreaterThan(base.blobs);
+    expect(r.virtio.blobs_unmapped).toBe(r.virtio.blobs_mapped);
     expect(r.revoke_ns.count).toBe(r.revokes);
   });
 

@@ -39,6 +39,9 @@ describe('kernel helper in a VM (Debian kernel, vgem)', () => {
     expect([s.stale_accesses, s.integrity_errors, s.guest_crashes.length, s.bad_ioreqs]).toEqual([0, 0, 0, 0]);
     expect(s.kernel_helper?.invalidations).toBeGreaterThan(0);
     expect(s.kernel_helper?.events_dropped).toBe(0);
+    // The blobs were created and placed through the virtio-gpu device, on vgem BOs.
+    expect(s.virtio.blobs_mapped).toBeGreaterThan(0);
+    expect(s.virtio.errors).toBe(0);
     expect(status, out).toBe(0);
   });
 });

@@ -11,7 +11,9 @@ const PAGE = 4096;
 
 interface Bo {
   readonly buf: DumbBuffer;
-  readonly mappings: Map<number, ArrayBuffer>; // va -> the mmap buffer
+  readonly mappings: Map<number, ArrayBuffer>; // va -> the mmap buffer (registered with the helper)
+  /** Our own mapping for writeBo/readBo, made on first use (a BO may be written before it is mapped). */
+  cpu?: ArrayBuffer;
 }
 
 export class DrmGpu implements GpuPort {
@@ -31,6 +33,7 @@ export class DrmGpu implements GpuPort {
   destroyBo(handle: number): void {
     const bo = this.get(handle);
     for (const [va, ab] of bo.mappings) this.munmapBo({ handle, va, length: ab.byteLength });
+    if (bo.cpu) native.munmap(bo.cpu);
     this.dev.destroyDumb(handle);
     this.bos.delete(handle);
   }
@@ -59,6 +62,23 @@ export class DrmGpu implements GpuPort {
     if (n <= 0 || firstPage < 0 || firstPage + n > total) return Promise.resolve(false);
     for (const va of bo.mappings.keys()) this.zap(va, firstPage, n);
     return Promise.resolve(true);
+  }
+
+  writeBo(handle: number, offset: number, data: Uint8Array): void {
+    this.view(handle, offset, data.byteLength).set(data);
+  }
+
+  readBo(handle: number, offset: number, into: Uint8Array): void {
+    into.set(this.view(handle, offset, into.byteLength));
+  }
+
+  /** A view through our own CPU mapping of the BO. */
+  private view(handle: number, offset: number, len: number): Uint8Array {
+    const bo = this.get(handle);
+    bo.cpu ??= this.dev.mmapDumb(bo.buf);
+    const ab = bo.cpu;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + len > ab.byteLength) throw new RangeError(`BO ${handle}: access [${offset}, +${len}) outside the buffer`);
+    return new Uint8Array(ab, offset, len);
   }
 
   pagesOf(handle: number): number {

@@ -16,7 +16,6 @@ export class SoftP2mMemory implements BarMemory {
   private readonly fixups: IoctlFixup[];
 
   constructor(private readonly helperFd: number) {
-    this.a.view.setUint32(4, 8, true); // len
     this.fixups = [{ offset: 16, buffer: this.data }];
   }
 
@@ -24,8 +23,9 @@ export class SoftP2mMemory implements BarMemory {
     // Nothing cached: the soft p2m is consulted on every access.
   }
 
-  access(gpa: number, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
+  access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
     const v = this.a.view;
+    v.setUint32(4, size, true); // len
     setU64(v, 8, gpa);
     v.setUint32(24, write ? 1 : 0, true);
     if (write) {
@@ -36,7 +36,7 @@ export class SoftP2mMemory implements BarMemory {
     if (v.getUint32(28, true) !== 0) return false; // faulted: the page is not mapped
     if (!write) {
       out.lo = this.data[0] ?? 0;
-      out.hi = this.data[1] ?? 0;
+      out.hi = size === 8 ? (this.data[1] ?? 0) : 0;
     }
     return true;
   }

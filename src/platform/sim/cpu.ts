@@ -45,8 +45,8 @@ export interface CpuCounters {
 export interface BarMemory {
   /** At every instruction boundary: honour and acknowledge a pending TLB flush. */
   beforeAccess(): void;
-  /** Performs an 8-byte access to a BAR page if it is mapped (a load's value goes to `out`). */
-  access(gpa: number, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean;
+  /** Performs an aligned 4- or 8-byte access to a BAR page if it is mapped (a load's value goes to `out`). */
+  access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean;
   /** Accesses that reached a frame after its revoke completed. */
   readonly staleAccesses: number;
   readonly flushAcks: number;
@@ -90,32 +90,67 @@ export class SimCpu {
     return Atomics.load(this.views.ctl, CTL_STOP) !== 0;
   }
 
+  /** Control words shared by the guest's vCPUs (boot and completion handshakes). */
+  get ctl(): Int32Array {
+    return this.views.ctl;
+  }
+
+  /**
+   * Waits (halted, as a vCPU in HLT: not running, so a TLB flush never waits for it) until
+   * `done()`, re-checking whenever ctl[index] changes. Returns false on a hard stop.
+   */
+  idleUntil(index: number, done: () => boolean): boolean {
+    this.views.setRunState(this.vcpu, RUN_BLOCKED);
+    try {
+      while (!done()) {
+        if (Atomics.load(this.views.ctl, CTL_STOP) === 2) return false;
+        Atomics.wait(this.views.ctl, index, Atomics.load(this.views.ctl, index), 50);
+      }
+      return true;
+    } finally {
+      this.views.setRunState(this.vcpu, RUN_RUNNING);
+    }
+  }
+
   /** 8-byte load; the value lands in `lo` / `hi`. */
   load64(gpa: number): void {
-    this.access(gpa, false, 0, 0);
+    this.access(gpa, 8, false, 0, 0);
   }
 
   store64(gpa: number, lo: number, hi: number): void {
-    this.access(gpa, true, lo, hi);
+    this.access(gpa, 8, true, lo, hi);
   }
 
-  private access(gpa: number, write: boolean, lo: number, hi: number): void {
+  /** 4-byte load (device registers, shared pages); returns the value. */
+  load32(gpa: number): number {
+    this.access(gpa, 4, false, 0, 0);
+    return this.lo >>> 0;
+  }
+
+  store32(gpa: number, v: number): void {
+    this.access(gpa, 4, true, v >>> 0, 0);
+  }
+
+  private access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number): void {
     this.counters.accesses++;
     for (;;) {
       this.memory.beforeAccess();
-      if (gpa >= this.barBase && gpa + 8 <= this.barEnd && this.memory.access(gpa, write, lo, hi, this)) return;
-      if (!this.views.serverClaims(gpa, 8)) {
+      if (gpa >= this.barBase && gpa + size <= this.barEnd && this.memory.access(gpa, size, write, lo, hi, this)) return;
+      if (!this.views.serverClaims(gpa, size)) {
         this.counters.unclaimed++;
-        if (!write) this.lo = this.hi = 0xffff_ffff;
+        if (!write) {
+          this.lo = 0xffff_ffff;
+          this.hi = size === 8 ? 0xffff_ffff : 0;
+        }
         return;
       }
-      if (!this.ioreq(gpa, write, lo, hi)) return; // completed by the server
+      if (!this.ioreq(gpa, size, write, lo, hi)) return; // completed by the server
       this.counters.retries++; // the server mapped the page: re-execute the instruction
     }
   }
 
   /** Posts an ioreq and blocks; returns true when the answer is "retry". */
-  private ioreq(gpa: number, write: boolean, lo: number, hi: number): boolean {
+  private ioreq(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number): boolean {
     const v = this.vcpu;
     const port = Atomics.load(this.views.ctl, this.views.boundPortIndex(v));
     if (port === 0) throw new DomainCrash(`vCPU ${v}: ioreq with no server port bound`);
@@ -125,7 +160,7 @@ export class SimCpu {
     r.dataLo = write ? lo : 0;
     r.dataHi = write ? hi : 0;
     r.count = 1;
-    r.size = 8;
+    r.size = size;
     r.vpEport = this.page.readVpEport(v);
     r.state = STATE_IOREQ_READY;
     r.dataIsPtr = false;
@@ -204,7 +239,7 @@ export class SimP2mMemory implements BarMemory {
     this.views.setRunState(this.vcpu, RUN_RUNNING); // bumps ACK_SEQ and wakes the flusher
   }
 
-  access(gpa: number, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
+  access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
     const idx = (gpa - this.barBase) >>> PAGE_SHIFT;
     const frame = this.translate(idx);
     if (frame < 0) return false;
@@ -212,10 +247,10 @@ export class SimP2mMemory implements BarMemory {
     const h = this.views.host32;
     if (write) {
       h[w] = lo;
-      h[w + 1] = hi;
+      if (size === 8) h[w + 1] = hi;
     } else {
       out.lo = h[w] ?? 0;
-      out.hi = h[w + 1] ?? 0;
+      out.hi = size === 8 ? (h[w + 1] ?? 0) : 0;
     }
     // Still inside the same "instruction": no flush can have been acknowledged in between.
     if (Atomics.load(this.views.frameGen, frame) !== this.tlbGen[idx]) this.staleAccesses++;

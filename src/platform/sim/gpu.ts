@@ -132,6 +132,26 @@ export class SimGpu implements GpuPort {
     return [...this.bos.keys()];
   }
 
+  writeBo(handle: number, offset: number, data: Uint8Array): void {
+    this.boAccess(handle, offset, data, true);
+  }
+
+  readBo(handle: number, offset: number, into: Uint8Array): void {
+    this.boAccess(handle, offset, into, false);
+  }
+
+  private boAccess(handle: number, offset: number, data: Uint8Array, write: boolean): void {
+    const bo = this.get(handle);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.byteLength > bo.pages * PAGE_SIZE) throw new RangeError(`BO ${handle}: access [${offset}, +${data.byteLength}) outside the buffer`);
+    let done = 0;
+    while (done < data.byteLength) {
+      const at = offset + done;
+      const n = Math.min(PAGE_SIZE - (at % PAGE_SIZE), data.byteLength - done);
+      this.mem.access(bo.frames[Math.floor(at / PAGE_SIZE)] ?? 0, at % PAGE_SIZE, data.subarray(done, done + n), write);
+      done += n;
+    }
+  }
+
   /** The host frame behind page `page` of a BO now (whether or not its CPU PTE is present). */
   frameOf(handle: number, page: number): number {
     return this.get(handle).frames[page] ?? -1;

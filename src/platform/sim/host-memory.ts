@@ -59,6 +59,13 @@ export class HostMemory {
     this.freeFrames += frames.length;
   }
 
+  /** Copies between `data` and frame memory at byte `off` of `frame` (within one frame). */
+  access(frame: number, off: number, data: Uint8Array, write: boolean): void {
+    const bytes = new Uint8Array(this.views.buffers.host, frame * PAGE_SIZE + off, data.byteLength);
+    if (write) bytes.set(data);
+    else data.set(bytes);
+  }
+
   copyFrame(from: number, to: number): void {
     const h = this.views.host32;
     h.copyWithin(to * WORDS_PER_PAGE, from * WORDS_PER_PAGE, (from + 1) * WORDS_PER_PAGE);

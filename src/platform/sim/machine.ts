@@ -11,6 +11,9 @@
  *   3  DOORBELL       the server side of every event channel: bumped and notified on each send
  *   4..7              pending bitmap of the server's local ports (128 ports)
  *   8  SERVER_ENABLED the ioreq server is enabled (requests in its ranges go to it)
+ *   9  GUEST_BOOT     guest-side: 0 booting, 1 the boot vCPU set the device up, 2 it failed
+ *   10 GUEST_DONE     guest-side: vCPUs that finished their workload
+ *   11 IRQ_LINES      interrupt lines the device raised (bit per line), notified on change
  *   16 + 4*v ...      per vCPU: RUN_STATE, ACKED_EPOCH, EVTCHN (guest side of its ioreq port), spare
  */
 
@@ -26,6 +29,9 @@ export const CTL_ACK_SEQ = 2;
 export const CTL_DOORBELL = 3;
 export const CTL_PENDING = 4;
 export const CTL_SERVER_ENABLED = 8;
+export const CTL_GUEST_BOOT = 9;
+export const CTL_GUEST_DONE = 10;
+export const CTL_IRQ_LINES = 11;
 const PENDING_WORDS = 4;
 const VCPU_BASE = 16;
 const VCPU_STRIDE = 4;

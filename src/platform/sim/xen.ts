@@ -10,6 +10,7 @@ import {
   CTL_ACK_SEQ,
   CTL_DOORBELL,
   CTL_FLUSH_EPOCH,
+  CTL_IRQ_LINES,
   CTL_SERVER_ENABLED,
   CTL_STOP,
   MAX_IO_RANGES,
@@ -76,8 +77,13 @@ export class SimXen implements HypervisorPort, SimP2m {
     return new SimGuestMemory(new Uint8Array(this.buffers.ram));
   }
 
+  /** Level-triggered lines, visible to the vCPUs as bits of a shared word (an interrupt controller). */
   setIrqLevel(irq: number, level: boolean): void {
+    if (!Number.isInteger(irq) || irq < 0 || irq > 31) throw new RangeError(`sim: irq ${irq} (0..31)`);
     this.irqLevels.set(irq, level);
+    if (level) Atomics.or(this.views.ctl, CTL_IRQ_LINES, 1 << irq);
+    else Atomics.and(this.views.ctl, CTL_IRQ_LINES, ~(1 << irq));
+    Atomics.notify(this.views.ctl, CTL_IRQ_LINES);
   }
 
   irqLevel(irq: number): boolean {
