@@ -123,6 +123,11 @@ export class BarManager implements IoRegion {
     return revoked;
   }
 
+  /** Current placements (tests and invariant checks). */
+  placementsForTest(): Placement[] {
+    return this.window.placements();
+  }
+
   // --- the fault path ----------------------------------------------------------------------------
 
   handle(req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void> {

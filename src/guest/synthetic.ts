@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { CpuCounters } from '../platform/sim/cpu.js';
 import type { SimXen } from '../platform/sim/xen.js';
+import { CTL_GUEST_BOOT } from '../platform/sim/machine.js';
 import { addEncoded, latencyHistogram, type Histogram } from '../telemetry/histogram.js';
 import { distFile } from '../util/dist-path.js';
 import type { VcpuWorkerData } from './vcpu-worker.js';
@@ -43,7 +44,7 @@ export class SyntheticGuest {
     private readonly gpu?: GuestGpuPlan,
   ) {}
 
-  /** Starts one worker per vCPU; resolves once every vCPU is online. */
+  /** Starts one worker per vCPU; resolves once every vCPU is online and, with a GPU, the guest has booted. */
   async start(): Promise<void> {
     const online: Promise<void>[] = [];
     for (let v = 0; v < this.xen.vcpus; v++) {
@@ -60,6 +61,16 @@ export class SyntheticGuest {
       );
     }
     await Promise.all(online);
+    if (this.gpu) await this.booted();
+  }
+
+  /** Waits (without blocking the event loop: the server must keep answering) for the boot vCPU. */
+  private async booted(): Promise<void> {
+    const ctl = this.xen.views.ctl;
+    while (Atomics.load(ctl, CTL_GUEST_BOOT) === 0) {
+      const w = Atomics.waitAsync(ctl, CTL_GUEST_BOOT, 0, 100);
+      if (w.async) await w.value;
+    }
   }
 
   /** Asks every vCPU to stop and gathers the results. */

@@ -64,10 +64,15 @@ function bootOrWait(cpu: SimCpu, data: VcpuWorkerData): GpuGuestResult | undefin
     cpu.idleUntil(CTL_GUEST_BOOT, () => Atomics.load(ctl, CTL_GUEST_BOOT) !== 0);
     return Atomics.load(ctl, CTL_GUEST_BOOT) === 1 ? undefined : { error: 'the boot vCPU failed to set up the GPU' } as GpuGuestResult;
   }
-  const r = bootGpu(cpu, new Uint8Array(data.buffers.ram), data.gpu);
-  Atomics.store(ctl, CTL_GUEST_BOOT, r.error === undefined ? 1 : 2);
-  Atomics.notify(ctl, CTL_GUEST_BOOT);
-  return r;
+  let r: GpuGuestResult | undefined;
+  try {
+    r = bootGpu(cpu, new Uint8Array(data.buffers.ram), data.gpu);
+    return r;
+  } finally {
+    // Set whatever happened (a domain crash mid-boot included): nobody may wait on it forever.
+    Atomics.store(ctl, CTL_GUEST_BOOT, r?.error === undefined && r !== undefined ? 1 : 2);
+    Atomics.notify(ctl, CTL_GUEST_BOOT); // wakes the halted vCPUs and the main thread's waitAsync
+  }
 }
 
 /** Every vCPU reports done; vCPU 0 waits for the others, then unmaps and frees the blobs. */

@@ -157,7 +157,7 @@ describe('virtio-mmio transport', () => {
         }
         expect(r.rd(REG.MagicValue)).toBe(VIRTIO_MMIO_MAGIC);
       }),
-      { numRuns: 500 },
+      { numRuns: Number(process.env.XVGPU_FUZZ_CASES ?? 500) },
     );
   });
 });

@@ -161,7 +161,7 @@ describe('SplitQueue against a hostile driver', () => {
           expect(e instanceof QueueError || e instanceof GuestMemoryError).toBe(true);
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: Number(process.env.XVGPU_FUZZ_CASES ?? 2000) },
     );
   });
 });
