@@ -286,7 +286,9 @@ int xh_map(struct xh_ctx *ctx, struct xvgpu_map *arg)
 	if (!arg->pages || arg->pages > XH_MAX_MAP_PAGES || arg->page_in_range >= r->pages ||
 	    arg->pages > r->pages - arg->page_in_range || !in_window(ctx, arg->gfn, arg->pages))
 		return -EINVAL;
-	if (arg->flags & ~(XVGPU_MAP_TRY_HUGE | XVGPU_MAP_ACCESS | XVGPU_MAP_WRITE))
+	if (arg->flags & ~(XVGPU_MAP_TRY_HUGE | XVGPU_MAP_ACCESS | XVGPU_MAP_WRITE | XVGPU_MAP_NO_INSTALL))
+		return -EINVAL;
+	if ((arg->flags & XVGPU_MAP_NO_INSTALL) && !(arg->flags & XVGPU_MAP_ACCESS))
 		return -EINVAL;
 	if ((arg->flags & XVGPU_MAP_ACCESS) &&
 	    (arg->access_gfn < arg->gfn || arg->access_gfn >= arg->gfn + arg->pages ||
@@ -344,10 +346,10 @@ again:
 		goto again;
 	}
 	arg->installed = 0;
-	ret = install(ctx, r, gfn, page0, pfns, n, &arg->installed);
+	ret = (arg->flags & XVGPU_MAP_NO_INSTALL) ? 0 : install(ctx, r, gfn, page0, pfns, n, &arg->installed);
 	if (!ret && (arg->flags & XVGPU_MAP_ACCESS))
 		ret = emulate(arg, pfns[arg->access_gfn - gfn]);
-	if (!ret) {
+	if (!ret && !(arg->flags & XVGPU_MAP_NO_INSTALL)) {
 		if (huge) {
 			set_bit(page0, r->huge);
 			ctx->st.huge_maps++;

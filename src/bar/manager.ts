@@ -23,7 +23,16 @@ import { BAR_PAGE, type BarWindow, type Placement } from './window.js';
 
 export type AnswerMode = 'retry' | 'emulate';
 
+/**
+ * `fault`: xvgpu (map on fault, exact revoke). The other two exist to be measured against it:
+ * `emulate-all`: nothing is ever mapped, every access is an exit completed by the helper (what a
+ * Xen ioreq back-end does for blob memory today); `eager`: the whole blob is mapped when placed and
+ * revoked as a whole on any invalidation (what KVM VMMs do by mapping the BO over the BAR).
+ */
+export type Strategy = 'fault' | 'eager' | 'emulate-all';
+
 export interface BarPolicy {
+  readonly strategy?: Strategy;
   readonly mode: AnswerMode;
   /** Pages mapped per fault: a power of two, 1..512. */
   readonly faultAround: number;
@@ -31,7 +40,7 @@ export interface BarPolicy {
   readonly retryLimit: number;
 }
 
-export const DEFAULT_POLICY: BarPolicy = { mode: 'retry', faultAround: 16, hugePages: true, retryLimit: 4 };
+export const DEFAULT_POLICY: BarPolicy = { strategy: 'fault', mode: 'retry', faultAround: 16, hugePages: true, retryLimit: 4 };
 
 const HUGE = 512;
 
@@ -111,6 +120,7 @@ export class BarManager implements IoRegion {
   placeBlob(offset: number, size: number, range: number, pageInRange = 0): Placement {
     const pl = this.window.place(offset, size, range, pageInRange);
     this.byRange.set(range, pl);
+    if (this.policy.strategy === 'eager') void this.mapWhole(pl).catch((e: unknown) => { this.rlog.warn('eager', { err: String(e) }, 'eager map at placement failed'); });
     return pl;
   }
 
@@ -145,12 +155,51 @@ export class BarManager implements IoRegion {
       return;
     }
     const gfn = this.firstGfn + page;
+    if (this.policy.strategy === 'emulate-all') return this.emulateOnly(pl, page, req, vcpu, out);
+    if (this.policy.strategy === 'eager') return this.eagerFault(pl, page, gfn, req, vcpu, out);
     const forced = this.policy.mode === 'retry' && this.streakGfn[vcpu] === gfn && (this.streak[vcpu] ?? 0) >= this.policy.retryLimit;
     const emulate = this.policy.mode === 'emulate' || forced;
     const mreq = this.buildRequest(vcpu, pl, page, req, emulate);
     const res = this.helper.map(mreq);
     if (res instanceof Promise) return res.then((r) => { this.finish(r, vcpu, gfn, emulate, forced, out); });
     this.finish(res, vcpu, gfn, emulate, forced, out);
+  }
+
+  /** emulate-all: the access is completed by the helper on the frame; nothing is installed. */
+  private emulateOnly(pl: Placement, page: number, req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void> {
+    const m = this.buildRequest(vcpu, pl, page, req, true);
+    const one = { ...m, gfn: this.firstGfn + page, pageInRange: pl.pageInRange + (page - pl.firstPage), pages: 1, tryHuge: false, noInstall: true };
+    const res = this.helper.map(one);
+    if (res instanceof Promise) return res.then((r) => { this.finish(r, vcpu, this.firstGfn + page, true, false, out); });
+    this.finish(res, vcpu, this.firstGfn + page, true, false, out);
+  }
+
+  /** eager: a fault (after a whole-blob revoke) maps the whole blob again, then answers. */
+  private eagerFault(pl: Placement, page: number, gfn: number, req: Ioreq, vcpu: number, out: IoAnswer): Promise<void> {
+    const emulate = this.policy.mode === 'emulate';
+    return this.mapWhole(pl).then(() => {
+      const last = this.helper.map(this.buildRequest(vcpu, pl, page, req, emulate));
+      return last instanceof Promise ? last : Promise.resolve(last);
+    }).then((r) => { this.finish(r, vcpu, gfn, emulate, false, out); });
+  }
+
+  /** Maps every page of a placement, 2 MiB at a time where frames allow. */
+  private async mapWhole(pl: Placement): Promise<void> {
+    for (let p = pl.firstPage; p < pl.firstPage + pl.pages; p += HUGE) {
+      const n = Math.min(HUGE, pl.firstPage + pl.pages - p);
+      const r = await this.helper.map({ range: pl.range, gfn: this.firstGfn + p, pageInRange: pl.pageInRange + (p - pl.firstPage), pages: n, tryHuge: this.hugeOk && p % HUGE === 0 && n === HUGE });
+      this.counters.installedPages += r.installed;
+      if (r.huge) this.counters.hugeMaps++;
+      this.noteMapped(r);
+    }
+  }
+
+  private noteMapped(r: MapResult): void {
+    const first = r.gfn - this.firstGfn;
+    for (let p = first; p < first + r.pages; p++) {
+      if ((this.mappedSeq[p] ?? -1) < 0) this.counters.residentPages++;
+      if ((this.mappedSeq[p] ?? -1) < r.seq) this.mappedSeq[p] = r.seq;
+    }
   }
 
   private buildRequest(vcpu: number, pl: Placement, page: number, req: Ioreq, emulate: boolean): MapRequest {
@@ -185,11 +234,7 @@ export class BarManager implements IoRegion {
     this.counters.installedPages += r.installed;
     this.counters.collisions += r.collisions;
     if (r.huge) this.counters.hugeMaps++;
-    const first = r.gfn - this.firstGfn;
-    for (let p = first; p < first + r.pages; p++) {
-      if ((this.mappedSeq[p] ?? -1) < 0) this.counters.residentPages++;
-      if ((this.mappedSeq[p] ?? -1) < r.seq) this.mappedSeq[p] = r.seq;
-    }
+    if (r.installed > 0) this.noteMapped(r);
     if (emulate) {
       this.counters.emulated++;
       if (forced) this.counters.forwardProgress++;
@@ -220,6 +265,12 @@ export class BarManager implements IoRegion {
     }
     const pl = this.byRange.get(ev.range);
     if (!pl) return;
+    if (this.policy.strategy === 'eager' && ev.revoked > 0) {
+      // eager: any invalidation of the blob takes the whole blob out of the guest.
+      this.counters.revokedPages += this.helper.unmap(this.firstGfn + pl.firstPage, pl.pages);
+      for (let p = pl.firstPage; p < pl.firstPage + pl.pages; p++) this.forget(p);
+      return;
+    }
     const from = Math.max(ev.firstPage, pl.pageInRange);
     const to = Math.min(ev.firstPage + ev.pages, pl.pageInRange + pl.pages);
     for (let rp = from; rp < to; rp++) {

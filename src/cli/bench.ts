@@ -1,8 +1,28 @@
-/** `xvgpu bench floor`: the transport floor of this machine (the benchmark suite builds on it). */
+/** `xvgpu bench`: the benchmark suite and report; `xvgpu bench floor`: the transport floor alone. */
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatFloor, measureFloor } from '../bench/floor.js';
+import { markdown, writeReport } from '../bench/report.js';
+import { runSuite } from '../bench/suite.js';
+import { createLogger } from '../telemetry/log.js';
 import { UsageError, intOption, parse, type Options } from './args.js';
+
+export const SUITE_HELP = `Usage: xvgpu bench [options]
+
+Runs every strategy (emulate-all, eager, and xvgpu's fault path in retry and emulate modes with
+fault-around 1, 16 and 512) on the same workloads (a sequential sweep of a 64 MiB blob, random
+touches over 1 GiB of blobs (256 MiB with --quick), a hot set under host eviction, and vCPU
+scaling 1-8), with the transport floor measured in the same run.
+
+Options:
+  --quick         a short run (under 2 minutes): one run per scenario, smaller random workload
+  --repeat N      runs per scenario (default 3, 1 with --quick)
+  --json FILE     write the report JSON to FILE
+  --report DIR    write report.json, summary.md, index.html and the plots (SVG + PNG) to DIR
+  -h, --help      show this help
+
+See 'xvgpu bench floor --help' for the floor alone.
+`;
 
 export const BENCH_HELP = `Usage: xvgpu bench floor [options]
 
@@ -18,19 +38,24 @@ Options:
 
 const OPTIONS: Options = { rounds: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } };
 
+const SUITE_OPTIONS: Options = {
+  quick: { type: 'boolean' },
+  repeat: { type: 'string' },
+  json: { type: 'string' },
+  report: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
 export async function benchCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') {
-    process.stdout.write(BENCH_HELP);
-    return 0;
-  }
-  if (sub !== 'floor') throw new UsageError(`unknown benchmark '${sub}' (available: floor)`, 'bench');
+  if (sub === undefined || sub.startsWith('-')) return suiteCommand(argv);
+  if (sub !== 'floor') throw new UsageError(`unknown benchmark '${sub}' (available: the suite, or floor)`, 'bench');
   const v = parse('bench', rest, OPTIONS);
   if (v.help === true) {
     process.stdout.write(BENCH_HELP);
     return 0;
   }
-  const rounds = intOption('bench', 'rounds', v.rounds, 20_000, 100, 10_000_000);
+  const rounds = intOption('bench floor', 'rounds', v.rounds, 20_000, 100, 10_000_000);
   const json = typeof v.json === 'string' ? v.json : undefined;
   const addon = createRequire(import.meta.url).resolve('../../build/Release/xvgpu_native.node');
   const report = await measureFloor(rounds, addon, (c) => {
@@ -45,4 +70,32 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (json !== undefined) writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
   }
   return 0;
+}
+
+async function suiteCommand(argv: string[]): Promise<number> {
+  const v = parse('bench', argv, SUITE_OPTIONS);
+  if (v.help === true) {
+    process.stdout.write(SUITE_HELP);
+    return 0;
+  }
+  const quick = v.quick === true;
+  const repeats = intOption('bench', 'repeat', v.repeat, quick ? 1 : 3, 1, 20);
+  const json = typeof v.json === 'string' ? v.json : undefined;
+  const dir = typeof v.report === 'string' ? v.report : undefined;
+  const tty = process.stderr.isTTY;
+  const report = await runSuite(
+    {
+      quick,
+      repeats,
+      floorRounds: quick ? 5000 : 20_000,
+      command: `xvgpu bench ${argv.join(' ')}`.trim(),
+      onProgress: (line) => { process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`); },
+    },
+    createLogger('error'),
+  );
+  if (tty) process.stderr.write('\r\x1b[K');
+  if (json !== undefined) writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  if (dir !== undefined) for (const f of writeReport(report, dir)) process.stderr.write(`wrote ${f}\n`);
+  process.stdout.write(markdown(report));
+  return report.correctness.stale_accesses === 0 && report.correctness.integrity_errors === 0 ? 0 : 1;
 }

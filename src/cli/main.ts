@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `xvgpu` command: dispatches to sub-commands; bad usage is one line on stderr and exit 2. */
 import { UsageError } from './args.js';
-import { BENCH_HELP, benchCommand } from './bench.js';
+import { SUITE_HELP, benchCommand } from './bench.js';
 import { RUN_HELP, runCommand } from './run.js';
 import { ConfigError } from '../backend.js';
 
@@ -9,13 +9,13 @@ const HELP = `Usage: xvgpu <command> [options]
 
 Commands:
   run       run the back-end (simulated platform by default) with a synthetic guest
-  bench     benchmarks: 'xvgpu bench floor' measures the transport floor
+  bench     the benchmark suite and report ('xvgpu bench floor': the transport floor alone)
   help      show this help, or 'xvgpu help <command>'
 
 Run 'xvgpu <command> --help' for a command's options.
 `;
 
-const HELPS: Record<string, string> = { run: RUN_HELP, bench: BENCH_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP };
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

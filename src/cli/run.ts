@@ -20,6 +20,8 @@ Options:
   --workload NAME         access pattern: ${PATTERNS.join(', ')} (default random)
   --evict-rate HZ         host evictions per second, 0 for none (default 100)
   --mode retry|emulate    answer to a fault: map then retry, or map then emulate (default retry)
+  --strategy NAME         fault (xvgpu, default), or a baseline: eager (map whole blobs,
+                          revoke whole blobs), emulate-all (no mapping, every access exits)
   --fault-around PAGES    pages mapped per fault, a power of two 1-512 (default 16)
   --no-huge               never map 2 MiB superpages
   --blobs N               blobs placed in the BAR (default 8)
@@ -43,6 +45,7 @@ const OPTIONS: Options = {
   workload: { type: 'string' },
   'evict-rate': { type: 'string' },
   mode: { type: 'string' },
+  strategy: { type: 'string' },
   'fault-around': { type: 'string' },
   'no-huge': { type: 'boolean' },
   blobs: { type: 'string' },
@@ -76,6 +79,7 @@ export function parseRunArgs(argv: string[]): (SimRunOptions & { json: boolean; 
     workload: choiceOption(cmd, 'workload', v.workload, 'random', PATTERNS),
     evictRate: numberOption(cmd, 'evict-rate', v['evict-rate'], 100, 0, 100_000),
     mode,
+    strategy: choiceOption(cmd, 'strategy', v.strategy, 'fault', ['fault', 'eager', 'emulate-all'] as const),
     faultAround,
     hugePages: v['no-huge'] !== true,
     blobs,

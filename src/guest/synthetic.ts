@@ -16,6 +16,8 @@ export interface VcpuResult {
   readonly vcpu: number;
   readonly cpu: CpuCounters;
   readonly mem: { readonly staleAccesses: number; readonly flushAcks: number };
+  /** ns: the first access of the workload, a sweep's completion (0 if none), time blocked in ioreqs. */
+  readonly timing: { readonly firstAccessNs: number; readonly sweepNs: number; readonly blockedNs: number };
   readonly work: WorkloadCounters;
   readonly ioreqHist: string;
   readonly crash?: string;

@@ -11,7 +11,7 @@ import { encode, latencyHistogram, record } from '../telemetry/histogram.js';
 import { Workload, type WorkloadSpec } from './workload.js';
 import type { VcpuResult } from './synthetic.js';
 import { bootGpu, teardownGpu, type GuestGpuPlan, type GpuGuestResult } from './gpu-guest.js';
-import { CTL_GUEST_BOOT, CTL_GUEST_DONE } from '../platform/sim/machine.js';
+import { CTL_GUEST_BOOT, CTL_GUEST_DONE, CTL_STOP, CTL_SWEEP_DONE } from '../platform/sim/machine.js';
 
 export interface VcpuWorkerData {
   readonly config: MachineConfig;
@@ -34,18 +34,19 @@ function barMemory(data: VcpuWorkerData): BarMemory {
 function run(data: VcpuWorkerData): VcpuResult {
   if (data.cpus.length > 0) native.pinThread([...data.cpus]);
   const hist = latencyHistogram();
-  const cpu = new SimCpu(data.config, data.buffers, data.vcpu, barMemory(data), { retryCap: data.retryCap, onIoreqDone: (ns) => { record(hist, ns); } });
+  const timing = { firstAccessNs: 0, sweepNs: 0, blockedNs: 0 };
+  const onIoreqDone = (ns: number): void => {
+    record(hist, ns);
+    timing.blockedNs += ns;
+  };
+  const cpu = new SimCpu(data.config, data.buffers, data.vcpu, barMemory(data), { retryCap: data.retryCap, onIoreqDone });
   const work = new Workload(data.workload, data.vcpu, data.config.vcpus);
   let crash: string | undefined;
   let gpu: GpuGuestResult | undefined;
   cpu.online();
   try {
     if (data.gpu) gpu = bootOrWait(cpu, data);
-    if (gpu?.error === undefined) {
-      while (!cpu.stopRequested()) {
-        for (let i = 0; i < 256; i++) work.step(cpu);
-      }
-    }
+    if (gpu?.error === undefined) runWorkload(cpu, work, timing);
     if (data.gpu) finish(cpu, data, gpu);
   } catch (e) {
     if (e instanceof DomainCrash) crash = e.message;
@@ -54,7 +55,23 @@ function run(data: VcpuWorkerData): VcpuResult {
     cpu.offline();
   }
   const mem = { staleAccesses: cpu.memory.staleAccesses, flushAcks: cpu.memory.flushAcks };
-  return { vcpu: data.vcpu, cpu: cpu.counters, mem, work: work.counters, ioreqHist: encode(hist), ...(crash ? { crash } : {}), ...(gpu ? { gpu } : {}) };
+  return { vcpu: data.vcpu, cpu: cpu.counters, mem, timing, work: work.counters, ioreqHist: encode(hist), ...(crash ? { crash } : {}), ...(gpu ? { gpu } : {}) };
+}
+
+/** Runs the workload until stop (or, for a sweep, until this vCPU's share is done). */
+function runWorkload(cpu: SimCpu, work: Workload, timing: { firstAccessNs: number; sweepNs: number }): void {
+  const t0 = performance.now();
+  work.step(cpu);
+  timing.firstAccessNs = (performance.now() - t0) * 1e6;
+  while (!cpu.stopRequested()) {
+    for (let i = 0; i < 256; i++) work.step(cpu);
+    if (work.finished) {
+      timing.sweepNs = (performance.now() - t0) * 1e6;
+      Atomics.add(cpu.ctl, CTL_SWEEP_DONE, 1);
+      cpu.idleUntil(CTL_STOP, () => cpu.stopRequested());
+      return;
+    }
+  }
 }
 
 /** vCPU 0 brings the GPU up and places the blobs; the others halt until it is done. */

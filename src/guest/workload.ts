@@ -5,7 +5,8 @@
  * shared between vCPUs (each has its own slot), so faults on one page race across vCPUs.
  */
 
-export const PATTERNS = ['seq', 'random', 'hotset', 'write-heavy'] as const;
+/** `sweep` touches each page of the vCPU's share of the blobs once (a write), then the vCPU is done. */
+export const PATTERNS = ['seq', 'random', 'hotset', 'write-heavy', 'sweep'] as const;
 export type PatternName = (typeof PATTERNS)[number];
 
 export interface BlobView {
@@ -42,7 +43,7 @@ export interface WorkloadCounters {
   samples: string[];
 }
 
-const WRITE_FRACTION: Record<PatternName, number> = { seq: 0.5, random: 0.3, hotset: 0.3, 'write-heavy': 0.8 };
+const WRITE_FRACTION: Record<PatternName, number> = { seq: 0.5, random: 0.3, hotset: 0.3, 'write-heavy': 0.8, sweep: 1 };
 
 export function stampTag(blobId: number, page: number): number {
   return (((blobId & 0x3ff) << 22) | (page & 0x3f_ffff)) >>> 0;
@@ -55,6 +56,7 @@ export class Workload {
   private readonly gen: Uint32Array;
   private rng: number;
   private cursor: number;
+  private readonly sweepEnd: number;
   private readonly hot: number;
   private readonly writeFraction: number;
 
@@ -66,12 +68,19 @@ export class Workload {
     this.gen = new Uint32Array(this.totalPages);
     this.rng = (spec.seed * 2654435761 + vcpu * 40503 + 1) >>> 0 || 1;
     this.cursor = Math.floor((this.totalPages * vcpu) / vcpus);
+    this.sweepEnd = Math.floor((this.totalPages * (vcpu + 1)) / vcpus);
     this.hot = Math.max(1, Math.min(spec.hotPages ?? 64, this.totalPages));
     this.writeFraction = WRITE_FRACTION[spec.pattern];
   }
 
+  /** `sweep` only: this vCPU has touched all of its pages. */
+  get finished(): boolean {
+    return this.spec.pattern === 'sweep' && this.cursor >= this.sweepEnd;
+  }
+
   /** One guest memory operation. */
   step(cpu: GuestCpu): void {
+    if (this.finished) return;
     const g = this.nextPage();
     const bi = this.blobOf(g);
     const blob = this.spec.blobs[bi];
@@ -102,6 +111,8 @@ export class Workload {
 
   private nextPage(): number {
     switch (this.spec.pattern) {
+      case 'sweep':
+        return this.cursor++;
       case 'seq':
         this.cursor = (this.cursor + 1) % this.totalPages;
         return this.cursor;

@@ -116,6 +116,8 @@ export interface MapRequest {
    */
   readonly tryHuge: boolean;
   readonly access?: EmulatedAccess;
+  /** With `access`: complete the access under the lock but install nothing (the emulate-all baseline). */
+  readonly noInstall?: boolean;
 }
 
 export interface MapResult {

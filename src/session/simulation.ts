@@ -3,16 +3,16 @@
  * what `xvgpu run --platform sim` and the end-to-end tests execute.
  */
 import { Backend } from '../backend.js';
-import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
-import { SyntheticGuest } from '../guest/synthetic.js';
+import { DEFAULT_POLICY, type AnswerMode, type Strategy } from '../bar/manager.js';
+import { SyntheticGuest, type VcpuResult } from '../guest/synthetic.js';
 import type { BlobView, PatternName } from '../guest/workload.js';
 import type { GuestGpuPlan } from '../guest/gpu-guest.js';
 import { HostPressure } from '../platform/sim/host-pressure.js';
 import type { SimGpuOptions } from '../platform/sim/gpu.js';
 import type { HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
 import { openPlatform, type PlatformName } from './platforms.js';
-import { HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
-import { formatNs, summarize, type LatencySummary } from '../telemetry/histogram.js';
+import { CTL_SWEEP_DONE, HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
+import { formatNs, summarize, type Histogram, type LatencySummary } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
 import { native } from '../native/index.js';
 import { waiterFloor } from '../bench/floor.js';
@@ -24,6 +24,8 @@ export interface SimRunOptions {
   readonly durationS: number;
   readonly workload: PatternName;
   readonly evictRate: number;
+  /** fault (xvgpu), or a baseline to compare with: eager, emulate-all. */
+  readonly strategy?: Strategy;
   readonly mode: AnswerMode;
   readonly faultAround: number;
   readonly hugePages: boolean;
@@ -56,6 +58,7 @@ export interface Progress {
 
 export interface RunSummary {
   platform: 'sim' | 'linux-soft';
+  strategy: Strategy;
   pinned: { server: number } | null;
   mode: AnswerMode;
   workload: PatternName;
@@ -64,6 +67,16 @@ export interface RunSummary {
   evict_rate: number;
   fault_around: number;
   huge_pages: boolean;
+  /** Blob memory the workload covers. */
+  blob_mib: number;
+  /** BAR exits (ioreqs on the BAR: faults, holes, refusals) per MiB of blob memory. */
+  exits_per_mib: number;
+  /** ns until the first guest access of the workload completed (slowest vCPU). */
+  first_access_ns: number;
+  /** sweep: ns until every vCPU had touched its share once (0 for timed workloads). */
+  sweep_ns: number;
+  /** Guest-visible stall: ms the vCPUs spent blocked in ioreqs per second of run. */
+  stall_ms_per_s: number;
   faults: number;
   retries: number;
   emulated: number;
@@ -87,6 +100,8 @@ export interface RunSummary {
   tlb_flushes: number;
   /** Guest-visible: vCPU blocked on an ioreq, post → answer. */
   fault_ns: LatencySummary;
+  /** The same distribution as [percentile, ns] points, for CDF plots. */
+  fault_cdf: [number, number][];
   /** Server side: slot taken → answer published. */
   service_ns: LatencySummary;
   /** Invalidation start → p2m entries gone, every vCPU's flush acknowledged. */
@@ -156,13 +171,14 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     vcpus: o.vcpus,
     barBase: BAR_BASE,
     barPages: stride * o.blobs + extra,
-    hostFrames: blobPages * o.blobs * 2 + 4 * HUGE_PAGES,
+    // Every blob, one spare blob's worth for a migration in flight, and slack for shmem and probes.
+    hostFrames: blobPages * (o.blobs + 1) + 4 * HUGE_PAGES,
     guestRamBytes: GUEST_RAM,
   };
   const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}) });
   const backend = new Backend(
     platform.ports,
-    { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
+    { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, strategy: o.strategy ?? 'fault', mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
     log,
   );
   backend.start();
@@ -196,7 +212,8 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     const tick = setInterval(() => {
       const p = progress();
       onProgress?.(p);
-      if (performance.now() >= end || o.until?.(p) === true || signal?.aborted === true) {
+      const swept = o.workload === 'sweep' && Atomics.load(platform.xen.views.ctl, CTL_SWEEP_DONE) >= o.vcpus;
+      if (swept || performance.now() >= end || o.until?.(p) === true || signal?.aborted === true) {
         clearInterval(tick);
         resolve();
       }
@@ -212,8 +229,12 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
   const c = backend.bar.counters;
   const s = backend.server.counters;
   const kstats = platform.kernelStats();
+  const blobMiB = (o.blobs * o.blobSize) / (1024 * 1024);
+  const maxOf = (f: (t: VcpuResult['timing']) => number): number => Math.max(0, ...g.vcpus.map((v) => f(v.timing)));
+  const blockedNs = g.vcpus.reduce((n, v) => n + v.timing.blockedNs, 0);
   const summary: RunSummary = {
     platform: platform.name,
+    strategy: o.strategy ?? 'fault',
     pinned,
     mode: o.mode,
     workload: o.workload,
@@ -222,6 +243,11 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     evict_rate: o.evictRate,
     fault_around: o.faultAround,
     huge_pages: o.hugePages,
+    blob_mib: blobMiB,
+    exits_per_mib: Math.round(((c.faults + c.holes + c.rejected) / blobMiB) * 100) / 100,
+    first_access_ns: Math.round(maxOf((t) => t.firstAccessNs)),
+    sweep_ns: Math.round(maxOf((t) => t.sweepNs)),
+    stall_ms_per_s: Math.round((blockedNs / 1e6 / elapsed) * 100) / 100,
     faults: c.faults,
     retries: c.retries,
     emulated: c.emulated,
@@ -245,6 +271,7 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     evictions: pressure.evictions,
     tlb_flushes: platform.xen.flushes,
     fault_ns: faultNs,
+    fault_cdf: cdf(g.ioreqNs),
     service_ns: summarize(backend.server.serviceNs),
     revoke_ns: summarize(backend.bar.revokeNs),
     revoke_event_ns: summarize(backend.bar.revokeEventNs),
@@ -265,6 +292,12 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
   backend.stop();
   await platform.close();
   return summary;
+}
+
+const CDF_POINTS = [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 99.99, 100];
+
+function cdf(h: Histogram): [number, number][] {
+  return h.totalCount === 0 ? [] : CDF_POINTS.map((p) => [p, h.getValueAtPercentile(p)]);
 }
 
 function kernelSummary(k: HelperStatsWithHistograms): NonNullable<RunSummary['kernel_helper']> {

@@ -14,6 +14,7 @@ export const P2M_XEN = 2;
 export const MAP_TRY_HUGE = 1;
 export const MAP_ACCESS = 2;
 export const MAP_WRITE = 4;
+export const MAP_NO_INSTALL = 8;
 export const HIST_BUCKETS = 32;
 
 export const SIZEOF = {

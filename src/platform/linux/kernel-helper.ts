@@ -16,6 +16,7 @@ import {
   MAP_ACCESS,
   MAP_OFF,
   MAP_TRY_HUGE,
+  MAP_NO_INSTALL,
   MAP_WRITE,
   P2M_SOFT,
   SIZEOF,
@@ -87,7 +88,7 @@ export class LinuxKernelHelper implements KernelHelperPort {
     let flags = req.tryHuge ? MAP_TRY_HUGE : 0;
     const a = req.access;
     if (a) {
-      flags |= MAP_ACCESS | (a.write ? MAP_WRITE : 0);
+      flags |= MAP_ACCESS | (a.write ? MAP_WRITE : 0) | (req.noInstall === true ? MAP_NO_INSTALL : 0);
       setU64(v, MAP_OFF.accessGfn, a.gfn);
       v.setUint32(MAP_OFF.accessOffset, a.byteInPage, true);
       v.setUint32(MAP_OFF.accessSize, a.size, true);

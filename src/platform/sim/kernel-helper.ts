@@ -149,11 +149,11 @@ export class SimKernelHelper implements KernelHelperPort {
         this.counters.mapCollisions++;
         continue;
       }
-      const installed = this.install(r, plan);
+      const installed = req.noInstall === true ? 0 : this.install(r, plan);
       if (req.access) this.emulate(plan, req.access);
       // --- unlock ---
-      this.counters.maps++;
-      if (plan.huge) this.counters.hugeMaps++;
+      if (req.noInstall !== true) this.counters.maps++;
+      if (plan.huge && req.noInstall !== true) this.counters.hugeMaps++;
       return {
         gfn: plan.gfn,
         pages: plan.frames.length,
@@ -273,6 +273,7 @@ export class SimKernelHelper implements KernelHelperPort {
     if (!Number.isInteger(req.pageInRange) || req.pageInRange < 0 || req.pageInRange + req.pages > r.pages) throw new HelperError('EINVAL', 'run outside the range');
     if (!Number.isInteger(req.gfn) || req.gfn < b.firstGfn || req.gfn + req.pages > b.firstGfn + b.pages) throw new HelperError('EINVAL', 'GFN outside the bound window');
     const a = req.access;
+    if (req.noInstall === true && !a) throw new HelperError('EINVAL', 'noInstall without an access');
     if (a && (a.gfn < req.gfn || a.gfn >= req.gfn + req.pages || a.byteInPage < 0 || a.byteInPage + a.size > PAGE_SIZE)) {
       throw new HelperError('EINVAL', 'emulated access outside the run');
     }

@@ -14,6 +14,7 @@
  *   9  GUEST_BOOT     guest-side: 0 booting, 1 the boot vCPU set the device up, 2 it failed
  *   10 GUEST_DONE     guest-side: vCPUs that finished their workload
  *   11 IRQ_LINES      interrupt lines the device raised (bit per line), notified on change
+ *   12 SWEEP_DONE     guest-side: vCPUs that finished a `sweep` workload
  *   16 + 4*v ...      per vCPU: RUN_STATE, ACKED_EPOCH, EVTCHN (guest side of its ioreq port), spare
  */
 
@@ -32,6 +33,7 @@ export const CTL_SERVER_ENABLED = 8;
 export const CTL_GUEST_BOOT = 9;
 export const CTL_GUEST_DONE = 10;
 export const CTL_IRQ_LINES = 11;
+export const CTL_SWEEP_DONE = 12;
 const PENDING_WORDS = 4;
 const VCPU_BASE = 16;
 const VCPU_STRIDE = 4;

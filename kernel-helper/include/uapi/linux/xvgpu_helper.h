@@ -47,6 +47,7 @@ struct xvgpu_unregister {
 #define XVGPU_MAP_TRY_HUGE (1u << 0) /* map the 2 MiB window holding gfn if frames allow */
 #define XVGPU_MAP_ACCESS   (1u << 1) /* complete the access below under the lock (emulate) */
 #define XVGPU_MAP_WRITE    (1u << 2) /* the access is a write of `data` */
+#define XVGPU_MAP_NO_INSTALL (1u << 3) /* with ACCESS: do the access under the lock, install nothing */
 
 struct xvgpu_map {
 	__u32 size;
