@@ -1,5 +1,6 @@
 /** `xvgpu bench`: the benchmark suite and report; `xvgpu bench floor`: the transport floor alone. */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { formatFloor, measureFloor } from '../bench/floor.js';
 import { markdown, writeReport } from '../bench/report.js';
@@ -67,7 +68,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else {
     process.stdout.write(table);
-    if (json !== undefined) writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+    if (json !== undefined) {
+    mkdirSync(dirname(json), { recursive: true });
+    writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  }
   }
   return 0;
 }
@@ -94,7 +98,10 @@ async function suiteCommand(argv: string[]): Promise<number> {
     createLogger('error'),
   );
   if (tty) process.stderr.write('\r\x1b[K');
-  if (json !== undefined) writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  if (json !== undefined) {
+    mkdirSync(dirname(json), { recursive: true });
+    writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  }
   if (dir !== undefined) for (const f of writeReport(report, dir)) process.stderr.write(`wrote ${f}\n`);
   process.stdout.write(markdown(report));
   return report.correctness.stale_accesses === 0 && report.correctness.integrity_errors === 0 ? 0 : 1;
