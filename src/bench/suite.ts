@@ -73,6 +73,8 @@ export interface RunMetrics {
   revoked_pages: number;
   stale_accesses: number;
   integrity_errors: number;
+  guest_crashes: number;
+  boot_s: number;
   fault_ns: LatencySummary;
   service_ns: LatencySummary;
   revoke_ns: LatencySummary;
@@ -107,7 +109,7 @@ export interface BenchReport {
     /** Sweep: eager's time over xvgpu's. */
     eager_time_over_fault_time: number;
   };
-  correctness: { stale_accesses: number; integrity_errors: number };
+  correctness: { stale_accesses: number; integrity_errors: number; guest_crashes: number };
 }
 
 function metrics(r: RunSummary): RunMetrics {
@@ -123,6 +125,8 @@ function metrics(r: RunSummary): RunMetrics {
     revoked_pages: r.revoked_pages,
     stale_accesses: r.stale_accesses,
     integrity_errors: r.integrity_errors,
+    guest_crashes: r.guest_crashes.length,
+    boot_s: r.boot_s,
     fault_ns: r.fault_ns,
     service_ns: r.service_ns,
     revoke_ns: r.revoke_ns,
@@ -219,6 +223,7 @@ export async function runSuite(o: SuiteOptions, log: Logger): Promise<BenchRepor
     correctness: {
       stale_accesses: scenarios.reduce((n, s) => n + s.runs.reduce((m, r) => m + r.stale_accesses, 0), 0),
       integrity_errors: scenarios.reduce((n, s) => n + s.runs.reduce((m, r) => m + r.integrity_errors, 0), 0),
+      guest_crashes: scenarios.reduce((n, s) => n + s.runs.reduce((m, r) => m + r.guest_crashes, 0), 0),
     },
   };
 }

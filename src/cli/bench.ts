@@ -104,5 +104,6 @@ async function suiteCommand(argv: string[]): Promise<number> {
   }
   if (dir !== undefined) for (const f of writeReport(report, dir)) process.stderr.write(`wrote ${f}\n`);
   process.stdout.write(markdown(report));
-  return report.correctness.stale_accesses === 0 && report.correctness.integrity_errors === 0 ? 0 : 1;
+  const c = report.correctness;
+  return c.stale_accesses === 0 && c.integrity_errors === 0 && c.guest_crashes === 0 ? 0 : 1;
 }

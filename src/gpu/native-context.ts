@@ -21,7 +21,7 @@ export const SHMEM = { seqno: 0, rspMemOffset: 4, asyncError: 8, rspArea: 64 } a
 export const SHMEM_MIN = 4096;
 export const MAX_BO_SIZE = 256 * 1024 * 1024;
 /** Host memory one context may hold in BOs it allocated: a guest cannot exhaust the host. */
-export const MAX_CONTEXT_BYTES = 1024 * 1024 * 1024;
+export const MAX_CONTEXT_BYTES = 4 * 1024 * 1024 * 1024;
 const ALIGN = 4;
 const PAGE = 4096;
 

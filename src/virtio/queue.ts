@@ -144,27 +144,26 @@ export class SplitQueue {
   }
 }
 
+/** Calls `fn(segment address, offset into the data, length)` over segments until `len` bytes are covered. */
+function eachSegment(segments: DescSegment[], len: number, fn: (addr: number, off: number, n: number) => void): number {
+  let o = 0;
+  for (const s of segments) {
+    if (o >= len) break;
+    const n = Math.min(s.len, len - o);
+    fn(s.addr, o, n);
+    o += n;
+  }
+  return o;
+}
+
 /** Copies a chain's readable bytes out (bounded by `max`, to size one buffer safely). */
 export function readChain(mem: GuestMemoryAccess, chain: DescChain, max: number): Uint8Array {
   const out = new Uint8Array(Math.min(chain.readBytes, max));
-  let o = 0;
-  for (const s of chain.readable) {
-    if (o >= out.length) break;
-    const n = Math.min(s.len, out.length - o);
-    mem.read(s.addr, out.subarray(o, o + n));
-    o += n;
-  }
+  eachSegment(chain.readable, out.length, (addr, o, n) => { mem.read(addr, out.subarray(o, o + n)); });
   return out;
 }
 
 /** Writes `data` across a chain's writable segments; returns the bytes written. */
 export function writeChain(mem: GuestMemoryAccess, chain: DescChain, data: Uint8Array): number {
-  let o = 0;
-  for (const s of chain.writable) {
-    if (o >= data.length) break;
-    const n = Math.min(s.len, data.length - o);
-    mem.write(s.addr, data.subarray(o, o + n));
-    o += n;
-  }
-  return o;
+  return eachSegment(chain.writable, data.length, (addr, o, n) => { mem.write(addr, data.subarray(o, o + n)); });
 }

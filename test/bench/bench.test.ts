@@ -30,7 +30,9 @@ describe('xvgpu bench --quick', () => {
     expect(report.scenarios.filter((s) => s.workload.startsWith('scaling-')).length).toBe(12);
     expect(report.ratios.fault_p50_over_floor_p50).toBeGreaterThan(0);
     expect(report.ratios.emulate_all_time_over_fault_time).toBeGreaterThan(0);
-    expect(report.correctness).toEqual({ stale_accesses: 0, integrity_errors: 0 });
+    expect(report.correctness).toEqual({ stale_accesses: 0, integrity_errors: 0, guest_crashes: 0 });
+    // Every scenario's guest actually ran its workload.
+    for (const s of report.scenarios) expect(s.aggregate.first_access_ns?.min, `${s.workload} × ${s.strategy}`).toBeGreaterThan(0);
     // Every aggregate carries min <= median <= max.
     for (const s of report.scenarios) for (const a of Object.values(s.aggregate)) expect(a.min <= a.median && a.median <= a.max).toBe(true);
   });
