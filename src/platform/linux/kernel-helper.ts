@@ -35,6 +35,8 @@ export interface HelperStatsWithHistograms extends HelperStats {
 
 export class LinuxKernelHelper implements KernelHelperPort {
   private readonly mapArg = arg(SIZEOF.map);
+  /** Reused by every drain: up to 64 event records per read(). */
+  private readonly eventBuf = Buffer.alloc(SIZEOF.event * 64);
   private readonly handlers: ((ev: HelperEvent) => void)[] = [];
   private readonly vaToRange = new Map<number, RangeId>();
   private waiter: Waiter | undefined;
@@ -191,7 +193,7 @@ export class LinuxKernelHelper implements KernelHelperPort {
 
   /** The waiter is edge-triggered: read until the ring is empty. */
   private drainEvents(): void {
-    const buf = Buffer.alloc(SIZEOF.event * 64);
+    const buf = this.eventBuf;
     for (;;) {
       let n: number;
       try {

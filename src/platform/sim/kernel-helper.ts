@@ -29,7 +29,7 @@ import type { SimP2m } from './xen.js';
 
 /** Error carrying an errno name, as the real helper's ioctls fail. */
 export class HelperError extends Error {
-  constructor(readonly errno: 'EINVAL' | 'EBUSY' | 'EFAULT' | 'EEXIST' | 'ENOENT' | 'ENOTCONN' | 'E2BIG', message: string) {
+  constructor(readonly errno: 'EINVAL' | 'EBUSY' | 'EFAULT' | 'EEXIST' | 'ENOENT' | 'ENOTCONN', message: string) {
     super(`${errno}: ${message}`);
     this.name = 'HelperError';
   }
