@@ -93,14 +93,19 @@ function loadFfi(): Ffi {
 
 /** dlopens one Xen library once; a missing one is one clear line naming the Debian package. */
 export function openXenLibrary(name: XenLibraryName): void {
-  const lib = XEN_LIBRARIES[name];
   if (opened.has(name)) return;
-  try {
-    loadFfi().open({ library: name, path: lib.soname });
-  } catch {
-    throw new XenUnavailableError(`${lib.soname} not found: install libxen-dev or ${lib.pkg}`);
-  }
+  const lib = XEN_LIBRARIES[name];
+  dlopenOrExplain(name, lib.soname, lib.pkg);
   opened.add(name);
+}
+
+/** ffi-rs open() under `key`; a failure names the shared object and the package that has it. */
+export function dlopenOrExplain(key: string, soname: string, pkg: string): void {
+  try {
+    loadFfi().open({ library: key, path: soname });
+  } catch {
+    throw new XenUnavailableError(`${soname} not found: install libxen-dev or ${pkg}`);
+  }
 }
 
 function ffiType(f: Ffi, t: CType): number {

@@ -222,15 +222,23 @@ class XenIoreqServer implements IoreqServerHandle {
   ) {}
 
   mapRange(kind: IoRangeKind, start: number, end: number): void {
-    this.dm.mapIoRange(this.domid, this.id, kind === 'mmio', start, end);
+    this.explained(() => { this.dm.mapIoRange(this.domid, this.id, kind === 'mmio', start, end); });
   }
 
   unmapRange(kind: IoRangeKind, start: number, end: number): void {
-    this.dm.unmapIoRange(this.domid, this.id, kind === 'mmio', start, end);
+    this.explained(() => { this.dm.unmapIoRange(this.domid, this.id, kind === 'mmio', start, end); });
   }
 
   setEnabled(enabled: boolean): void {
-    this.dm.setIoreqServerState(this.domid, this.id, enabled);
+    this.explained(() => { this.dm.setIoreqServerState(this.domid, this.id, enabled); });
+  }
+
+  private explained(op: () => void): void {
+    try {
+      op();
+    } catch (e) {
+      throw explain(e, this.domid);
+    }
   }
 
   /** Unmaps the page and destroys the server (Xen drops its ranges with it). */

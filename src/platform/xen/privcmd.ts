@@ -14,6 +14,7 @@
  * Layouts and ioctl numbers are checked against the kernel's <xen/privcmd.h> and Xen's
  * <xen/hvm/dm_op.h> by test/platform/xen/abi.test.ts.
  */
+import { ftruncateSync } from 'node:fs';
 import { native, O_RDWR } from '../../native/index.js';
 import { ioc } from '../linux/drm-abi.js';
 import { XenCallError, PRIVCMD_DEVICE } from './ffi.js';
@@ -97,6 +98,7 @@ export function openPrivcmd(): PrivcmdLib {
     if (!scratch) {
       const memfd = native.memfdCreate('xvgpu-dmop');
       try {
+        ftruncateSync(memfd, PAGE_SIZE); // a memfd starts empty: touching its mapping would be SIGBUS
         scratch = native.mmap(memfd, PAGE_SIZE, PROT_RW, native.mmapConstants.MAP_SHARED, 0);
       } finally {
         native.close(memfd);
