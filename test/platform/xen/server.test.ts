@@ -151,11 +151,12 @@ describe('Xen platform: the slot protocol through the waiter', () => {
 });
 
 describe('Xen platform: failures leave nothing half set up', () => {
-  async function attempt(o: FakeXenOptions): Promise<{ fake: FakeXen; error: unknown }> {
+  async function attempt(o: FakeXenOptions): Promise<{ fake: FakeXen; error: unknown; liveAtError: string[] }> {
     const fake = new FakeXen(o);
     fakes.push(fake);
     let hv: XenHypervisor | undefined;
     let error: unknown;
+    let liveAtError: string[] = [];
     try {
       hv = XenHypervisor.open(fake.domid, fake.libs());
       const server = new IoreqServer(hv, silentLogger());
@@ -163,9 +164,10 @@ describe('Xen platform: failures leave nothing half set up', () => {
       server.start();
     } catch (e) {
       error = e;
+      liveAtError = fake.live();
     }
     await hv?.close().catch(() => undefined);
-    return { fake, error };
+    return { fake, error, liveAtError };
   }
 
   it('a failure at every single step k of setup is reported and everything created is torn down', async () => {
@@ -196,6 +198,7 @@ describe('Xen platform: failures leave nothing half set up', () => {
       const r = await attempt({ failAt: k });
       expect(String(r.error)).toMatch(/injected failure/);
       expect(r.fake.calls).toContain('destroy_ioreq_server 1');
+      if (k === mapStep) expect(r.liveAtError.filter((x) => x.startsWith('server'))).toEqual([]); // undone at once, not at close()
       expect(r.fake.live()).toEqual([]);
     }
   });
