@@ -36,6 +36,8 @@ const { PROT_READ, PROT_WRITE, MAP_SHARED } = native.mmapConstants;
 
 export class FakeXen {
   readonly calls: string[] = [];
+  /** Only the fallible calls, in order: stepNames[k - 1] is what `failAt: k` fails. */
+  readonly stepNames: string[] = [];
   readonly notified: number[] = [];
   readonly domid: number;
   readonly vcpus: number;
@@ -111,6 +113,7 @@ export class FakeXen {
   private step(name: string): void {
     this.steps++;
     this.calls.push(name);
+    this.stepNames.push(name);
     if (this.steps === this.o.failAt) throw new XenCallError(name, EIO, 'injected failure');
   }
 
