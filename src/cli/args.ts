@@ -53,3 +53,11 @@ export function sizeOption(command: string, name: string, raw: string | boolean 
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be a size from ${min} to ${max} bytes (K/M/G suffixes allowed), got '${String(raw)}'`, command);
   return n;
 }
+
+/** Addresses and frame numbers: decimal or 0x-prefixed hex, a safe integer in [min, max]. */
+export function addressOption(command: string, name: string, raw: string | boolean | undefined, min: number, max: number): number {
+  if (raw === undefined) throw new UsageError(`--${name} is required`, command);
+  const n = typeof raw === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer (decimal or 0x hex) from ${min} to 0x${max.toString(16)}, got '${String(raw)}'`, command);
+  return n;
+}

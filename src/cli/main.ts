@@ -3,6 +3,7 @@
 import { UsageError } from './args.js';
 import { SUITE_HELP, benchCommand } from './bench.js';
 import { RUN_HELP, runCommand } from './run.js';
+import { XEN_INFO_HELP, xenInfoCommand } from './xen-info.js';
 import { ConfigError } from '../backend.js';
 
 const HELP = `Usage: xvgpu <command> [options]
@@ -10,12 +11,13 @@ const HELP = `Usage: xvgpu <command> [options]
 Commands:
   run       run the back-end (simulated platform by default) with a synthetic guest
   bench     the benchmark suite and report ('xvgpu bench floor': the transport floor alone)
+  xen-info  what this Xen host offers xvgpu (version, domctl interface, extension, kernel helper)
   help      show this help, or 'xvgpu help <command>'
 
 Run 'xvgpu <command> --help' for a command's options.
 `;
 
-const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP, 'xen-info': XEN_INFO_HELP };
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -32,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'bench':
       return benchCommand(rest);
+    case 'xen-info':
+      return xenInfoCommand(rest);
     default:
       throw new UsageError(`unknown command '${cmd}'`, '');
   }

@@ -4,6 +4,7 @@ import { formatSummary, runSimulation, type Progress, type SimRunOptions } from 
 import { formatNs } from '../telemetry/histogram.js';
 import { createLogger } from '../telemetry/log.js';
 import { UsageError, choiceOption, intOption, numberOption, parse, sizeOption, type Options } from './args.js';
+import { XEN_RUN_HELP, XEN_RUN_OPTIONS, parseXenRunArgs, runXen, type XenRunArgs } from './run-xen.js';
 
 export const RUN_HELP = `Usage: xvgpu run [options]
 
@@ -12,9 +13,11 @@ guest p2m on fault and revoke them when the host invalidates them. On the simula
 default) a synthetic guest touches blob pages while host pressure evicts the buffers.
 
 Options:
-  --platform sim|linux    sim: the embedded simulated platform (default); linux: the real
+  --platform sim|linux|xen
+                          sim: the embedded simulated platform (default); linux: the real
                           kernel helper (/dev/xvgpu_helper, soft p2m) and vgem buffers
-                          (/dev/dri/card0), as in the VM tier; needs root and both modules
+                          (/dev/dri/card0), as in the VM tier; needs root and both modules;
+                          xen: serve a real Xen guest (options below)
   --vcpus N               guest vCPUs, 1-128 (default 2)
   --duration S            seconds to run (default 10)
   --workload NAME         access pattern: ${PATTERNS.join(', ')} (default random)
@@ -34,6 +37,7 @@ Options:
   --log-level LEVEL       pino level for stderr logs (default warn)
   -h, --help              show this help
 
+${XEN_RUN_HELP.trimStart()}
 Exit status: 0 on a clean run, 1 when a check failed (stale access, integrity error, guest crash),
 2 on bad usage.
 `;
@@ -56,15 +60,24 @@ const OPTIONS: Options = {
   json: { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  ...XEN_RUN_OPTIONS,
 };
 
-export function parseRunArgs(argv: string[]): (SimRunOptions & { json: boolean; logLevel: string }) | 'help' {
+type SimRunArgs = SimRunOptions & { json: boolean; logLevel: string };
+
+export function parseRunArgs(argv: string[]): SimRunArgs | XenRunArgs | 'help' {
   const cmd = 'run';
   const v = parse(cmd, argv, OPTIONS);
   if (v.help === true) return 'help';
-  const platform = choiceOption(cmd, 'platform', v.platform, 'sim', ['sim', 'linux'] as const);
+  const platform = choiceOption(cmd, 'platform', v.platform, 'sim', ['sim', 'linux', 'xen'] as const);
   const faultAround = intOption(cmd, 'fault-around', v['fault-around'], 16, 1, 512);
   if ((faultAround & (faultAround - 1)) !== 0) throw new UsageError(`--fault-around must be a power of two, got ${faultAround}`, cmd);
+  const hugePages = v['no-huge'] !== true;
+  const json = v.json === true;
+  const logLevel = choiceOption(cmd, 'log-level', v['log-level'], 'warn', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const);
+  if (platform === 'xen') return parseXenRunArgs(v, { faultAround, hugePages, json, logLevel });
+  const xenOnly = Object.keys(XEN_RUN_OPTIONS).find((k) => v[k] !== undefined);
+  if (xenOnly !== undefined) throw new UsageError(`--${xenOnly} needs --platform xen`, cmd);
   const blobSize = sizeOption(cmd, 'blob-size', v['blob-size'], 4 * 1024 * 1024, 4096, 1024 ** 3);
   if (blobSize % 4096 !== 0) throw new UsageError('--blob-size must be a multiple of 4096', cmd);
   const blobs = intOption(cmd, 'blobs', v.blobs, 8, 1, 256);
@@ -81,14 +94,14 @@ export function parseRunArgs(argv: string[]): (SimRunOptions & { json: boolean; 
     mode,
     strategy: choiceOption(cmd, 'strategy', v.strategy, 'fault', ['fault', 'eager', 'emulate-all'] as const),
     faultAround,
-    hugePages: v['no-huge'] !== true,
+    hugePages,
     blobs,
     blobSize,
     seed: intOption(cmd, 'seed', v.seed, 1, 0, 2 ** 31),
     pin: choiceOption(cmd, 'pin', v.pin, 'auto', ['auto', 'none'] as const),
     stockXen,
-    json: v.json === true,
-    logLevel: choiceOption(cmd, 'log-level', v['log-level'], 'warn', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+    json,
+    logLevel,
   };
 }
 
@@ -110,6 +123,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   const live = process.stderr.isTTY && !opts.json ? statusLine : undefined;
   try {
+    if (opts.platform === 'xen') return await runXen(opts, log, abort.signal);
     const summary = await runSimulation(opts, log, live, abort.signal);
     if (live) process.stderr.write('\r\x1b[K');
     process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);

@@ -4,7 +4,8 @@
  *  - sim:   simulated Xen, simulated kernel helper and mm, simulated GPU (the embedded default);
  *  - linux: the real kernel helper (/dev/xvgpu_helper, `soft` p2m) and a real DRM device (vgem):
  *           real MMU notifiers and real buffers. The guest and its ioreq page are still simulated
- *           vCPUs, which reach mapped pages through the helper's GUEST_ACCESS, as a guest would.
+ *           vCPUs, which reach mapped pages through the helper's GUEST_ACCESS, as a guest would;
+ *  - xen:   a real Xen guest (openXenPlatform, below): xvgpu is its IOREQ server (docs/deploy-xen.md).
  */
 import { ConfigError, type BackendPorts } from '../backend.js';
 import type { VcpuWorkerData } from '../guest/vcpu-worker.js';
@@ -16,6 +17,8 @@ import type { EvictTarget } from '../platform/sim/host-pressure.js';
 import { createSimPlatform } from '../platform/sim/index.js';
 import type { MachineConfig } from '../platform/sim/machine.js';
 import { SimXen } from '../platform/sim/xen.js';
+import { P2M_XEN } from '../platform/linux/helper-abi.js';
+import { XenHypervisor, type XenLibs } from '../platform/xen/hypervisor.js';
 
 export type PlatformName = 'sim' | 'linux';
 
@@ -88,4 +91,58 @@ function linuxSoftPlatform(o: PlatformOptions): RunPlatform {
       dev.close();
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// xen: the real thing, in a dom0 or driver domain. The guest is a real HVM/PVH domain, so there is
+// no synthetic guest and no simulated pressure: the host's own memory management evicts buffers.
+
+export interface XenPlatformOptions {
+  readonly domid: number;
+  /** The DRM node whose buffers back blobs (default /dev/dri/card0). */
+  readonly drmNode?: string;
+  /** Injected libraries (tests); the real ones by default. */
+  readonly libs?: XenLibs;
+}
+
+export interface XenRunPlatform {
+  readonly hv: XenHypervisor;
+  readonly ports: BackendPorts;
+  close(): Promise<void>;
+}
+
+/**
+ * The hypervisor first (on a machine without Xen that is the one-line error the user sees), then
+ * the kernel helper with its `xen` p2m back-end, then the DRM device; a failure closes what opened.
+ */
+export function openXenPlatform(o: XenPlatformOptions): XenRunPlatform {
+  const hv = XenHypervisor.open(o.domid, o.libs);
+  try {
+    const helper = needXen(() => LinuxKernelHelper.open(P2M_XEN), 'the kernel helper (insmod xvgpu_helper.ko, see docs/deploy-xen.md)');
+    const node = o.drmNode ?? '/dev/dri/card0';
+    const dev = needXen(() => DrmDevice.open(node), `a DRM device at ${node}`, () => { helper.close(); });
+    // The host's memory management moves buffers itself; xvgpu never asks the helper to evict.
+    const gpu = new DrmGpu(dev, () => undefined);
+    return {
+      hv,
+      ports: { hv, helper, gpu },
+      close: async () => {
+        helper.close();
+        dev.close();
+        await hv.close();
+      },
+    };
+  } catch (e) {
+    void hv.close();
+    throw e;
+  }
+}
+
+function needXen<T>(open: () => T, what: string, undo: () => void = () => undefined): T {
+  try {
+    return open();
+  } catch (e) {
+    undo();
+    throw new ConfigError(`--platform xen needs ${what}: ${(e as Error).message}`);
+  }
 }

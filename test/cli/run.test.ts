@@ -27,7 +27,7 @@ describe('xvgpu CLI', () => {
     [['run', '--bogus'], /Unknown option '--bogus'/],
     [['run', 'extra'], /unexpected argument 'extra'/],
     [['run', '--stock-xen'], /--mode emulate/],
-    [['run', '--platform', 'xen'], /--platform must be one of sim, linux/],
+    [['run', '--platform', 'kvm'], /--platform must be one of sim, linux, xen/],
     [['run', '--pin', 'cpu3'], /--pin must be one of auto, none/],
     [['run', '--platform', 'linux', '--duration', '1'], /--platform linux needs the kernel helper .*ENOENT/],
     [['bench', 'warp'], /unknown benchmark 'warp'/],

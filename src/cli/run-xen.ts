@@ -1,0 +1,110 @@
+/**
+ * `xvgpu run --platform xen`: xvgpu as the IOREQ server of a real Xen guest. Options are checked
+ * here (one line, exit 2, before anything is opened); the run serves until SIGINT/SIGTERM.
+ */
+import { Backend } from '../backend.js';
+import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
+import { openXenPlatform } from '../session/platforms.js';
+import type { Logger } from '../telemetry/log.js';
+import { DOMID_FIRST_RESERVED } from '../platform/xen/hypervisor.js';
+import { VIRTIO_MMIO_SIZE } from '../virtio/constants.js';
+import { UsageError, addressOption, choiceOption, intOption, sizeOption, type Options } from './args.js';
+
+const PAGE = 4096;
+/** Guest-physical addresses stay below 2^52 (x86-64 and arm64 physical address limits). */
+const MAX_GPA = 2 ** 52;
+
+export const XEN_RUN_OPTIONS: Options = {
+  domid: { type: 'string' },
+  'bar-gfn': { type: 'string' },
+  'bar-size': { type: 'string' },
+  'mmio-base': { type: 'string' },
+  irq: { type: 'string' },
+  'drm-node': { type: 'string' },
+};
+
+export const XEN_RUN_HELP = `
+Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
+  --domid N               the guest (HVM or PVH), 1..0x7fef
+  --bar-gfn G             first guest frame of the BAR window (decimal or 0x hex)
+  --bar-size SIZE         BAR window size, a multiple of 4096 (K/M/G suffixes allowed)
+  --mmio-base B           guest-physical base of the virtio-mmio window (page aligned)
+  --irq I                 the device's interrupt: an ISA IRQ 1-15 except 2 on x86
+  --drm-node PATH         DRM device whose buffers back blobs (default /dev/dri/card0)
+  --mode                  defaults to retry where Xen has the extension, emulate otherwise
+`;
+
+export interface XenRunArgs {
+  readonly platform: 'xen';
+  readonly domid: number;
+  readonly barGfn: number;
+  readonly barSize: number;
+  readonly mmioBase: number;
+  readonly irq: number;
+  readonly drmNode: string | undefined;
+  readonly mode: AnswerMode | undefined;
+  readonly faultAround: number;
+  readonly hugePages: boolean;
+  readonly json: boolean;
+  readonly logLevel: string;
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+/** Checks the xen options; shared ones (mode, fault-around, json, log level) come parsed. */
+export function parseXenRunArgs(v: Values, shared: Pick<XenRunArgs, 'faultAround' | 'hugePages' | 'json' | 'logLevel'>): XenRunArgs {
+  const cmd = 'run';
+  const domid = addressOption(cmd, 'domid', v.domid, 0, DOMID_FIRST_RESERVED - 1);
+  if (domid === 0) throw new UsageError('--domid 0 is dom0: xvgpu serves a guest domain', cmd);
+  const barGfn = addressOption(cmd, 'bar-gfn', v['bar-gfn'], 1, MAX_GPA / PAGE - 1);
+  const barSize = sizeOption(cmd, 'bar-size', v['bar-size'] ?? failRequired('bar-size'), 0, 0, 64 * 1024 ** 3);
+  if (barSize < PAGE || barSize % PAGE !== 0) throw new UsageError(`--bar-size must be a non-zero multiple of 4096, got ${barSize}`, cmd);
+  const barStart = barGfn * PAGE;
+  if (barStart + barSize > MAX_GPA) throw new UsageError('--bar-gfn + --bar-size run past the 2^52 guest-physical limit', cmd);
+  const mmioBase = addressOption(cmd, 'mmio-base', v['mmio-base'], 1, MAX_GPA - PAGE);
+  if (mmioBase % PAGE !== 0) throw new UsageError(`--mmio-base must be page aligned (4096), got 0x${mmioBase.toString(16)}`, cmd);
+  if (mmioBase < barStart + barSize && barStart < mmioBase + VIRTIO_MMIO_SIZE) {
+    throw new UsageError(`the virtio-mmio window [0x${mmioBase.toString(16)}, +0x${VIRTIO_MMIO_SIZE.toString(16)}) overlaps the BAR [0x${barStart.toString(16)}, +0x${barSize.toString(16)})`, cmd);
+  }
+  const irq = intOption(cmd, 'irq', v.irq ?? failRequired('irq'), 0, 1, 15);
+  if (irq === 2) throw new UsageError('--irq 2 is the PIC cascade: pick another ISA IRQ (e.g. 5, 7, 10, 11)', cmd);
+  return {
+    platform: 'xen',
+    domid,
+    barGfn,
+    barSize,
+    mmioBase,
+    irq,
+    drmNode: typeof v['drm-node'] === 'string' ? v['drm-node'] : undefined,
+    mode: v.mode === undefined ? undefined : choiceOption(cmd, 'mode', v.mode, 'emulate', ['retry', 'emulate'] as const),
+    ...shared,
+  };
+}
+
+function failRequired(name: string): never {
+  throw new UsageError(`--${name} is required with --platform xen`, 'run');
+}
+
+/** Serves the guest until `signal` aborts; returns the exit status. */
+export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): Promise<number> {
+  const platform = openXenPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
+  try {
+    const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
+    const policy = { ...DEFAULT_POLICY, mode, faultAround: o.faultAround, hugePages: o.hugePages };
+    const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
+    backend.attachVirtioGpu(o.mmioBase, o.irq);
+    backend.start();
+    log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode }, 'serving');
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => { resolve(); }, { once: true });
+    });
+    backend.server.stop();
+    const c = backend.server.counters;
+    const summary = { domid: o.domid, mode, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed };
+    process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed\n`);
+    return 0;
+  } finally {
+    await platform.close();
+  }
+}
