@@ -68,7 +68,26 @@ static Napi::Value AddressOf(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(ab.Data())));
 }
 
+// madvise(buffer, offset, length, advice) on pages of a live mmap() buffer: the range is checked
+// against the mapping, so JS can never advise memory it does not own (MADV_DONTNEED zaps PTEs).
+static Napi::Value Madvise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "argument 'buffer' must be an ArrayBuffer from mmap()");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  MappingRegistry& reg = *Data(env)->mappings;
+  if (ab.IsDetached() || reg.live.find(ab.Data()) == reg.live.end()) throw Napi::Error::New(env, "madvise: not a live buffer from mmap()");
+  uint64_t off = ArgU64(info, 1, "offset");
+  uint64_t len = ArgU64(info, 2, "length");
+  int advice = ArgInt(info, 3, "advice");
+  if (off % 4096 != 0 || len == 0 || off > ab.ByteLength() || len > ab.ByteLength() - off) {
+    throw Napi::RangeError::New(env, "madvise: range must be page-aligned, non-empty and inside the mapping");
+  }
+  if (madvise(static_cast<uint8_t*>(ab.Data()) + off, len, advice) < 0) ThrowErrno(env, "madvise", errno);
+  return env.Undefined();
+}
+
 void InitMappings(Napi::Env env, Napi::Object exports) {
+  exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
   exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
@@ -77,6 +96,7 @@ void InitMappings(Napi::Env env, Napi::Object exports) {
   c.Set("PROT_WRITE", PROT_WRITE);
   c.Set("MAP_SHARED", MAP_SHARED);
   c.Set("MAP_PRIVATE", MAP_PRIVATE);
+  c.Set("MADV_DONTNEED", MADV_DONTNEED);
   exports.Set("mmapConstants", c);
 }
 
