@@ -68,6 +68,11 @@ export interface NativeAddon {
   /** madvise(2) on page-aligned [offset, offset+length) of a live mmap() buffer (range-checked). */
   madvise(buffer: ArrayBuffer, offset: number, length: number, advice: number): void;
   fallocate(fd: number, mode: number, offset: number, length: number): void;
+  /**
+   * Keeps the frames of 1-256 whole pages of a live mmap() buffer allocated until the returned fd
+   * is closed (a pipe holding vmsplice page references), even after they leave their file.
+   */
+  pinPages(buffer: ArrayBuffer, offset: number, length: number): number;
   fallocConstants: { FALLOC_FL_KEEP_SIZE: number; FALLOC_FL_PUNCH_HOLE: number };
   eventfd(initval?: number, flags?: number): number;
   eventfdWrite(fd: number, value?: number | bigint): void;

@@ -13,7 +13,7 @@ import type { VcpuWorkerData } from '../guest/vcpu-worker.js';
 import { DrmDevice } from '../platform/linux/drm.js';
 import { DrmGpu } from '../platform/linux/gpu.js';
 import { LinuxKernelHelper, type HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
-import { MemfdGpu } from '../platform/linux/memfd-gpu.js';
+import { MemfdGpu, type MappedPages } from '../platform/linux/memfd-gpu.js';
 import { openPagemap } from '../platform/linux/pagemap.js';
 import { PlacementBoard } from '../platform/linux/placement-tags.js';
 import type { GpuPort } from '../platform/ports.js';
@@ -105,12 +105,28 @@ interface HostBuffers {
   close(): void;
 }
 
+/** Which pages of the mapping at `va` the helper's p2m maps now (QUERY over the BAR window). */
+function helperMappedPages(helper: LinuxKernelHelper, machine: MachineConfig): MappedPages {
+  return (va, first, n) => {
+    const out = new Array<boolean>(n).fill(false);
+    const range = helper.rangeAt(va);
+    if (range === undefined) return out;
+    for (const run of helper.query(machine.barBase / 4096, machine.barPages)) {
+      if (run.range !== range) continue;
+      const from = Math.max(first, run.pageInRange);
+      const to = Math.min(first + n, run.pageInRange + run.pages);
+      for (let p = from; p < to; p++) out[p - first] = true;
+    }
+    return out;
+  };
+}
+
 /** memfd BOs: frames freed and replaced on eviction, placement tags for stale detection. */
-function memfdBuffers(machine: MachineConfig): HostBuffers {
+function memfdBuffers(machine: MachineConfig, helper: LinuxKernelHelper): HostBuffers {
   const board = new PlacementBoard(machine.hostFrames);
   const pagemap = openPagemap();
   const frames = 'reason' in pagemap ? pagemap : pagemap.read;
-  const gpu = new MemfdGpu(board, frames);
+  const gpu = new MemfdGpu(board, frames, helperMappedPages(helper, machine));
   return {
     gpu,
     buffers: 'memfd',
@@ -141,7 +157,7 @@ function linuxSoftPlatform(o: PlatformOptions): RunPlatform {
   const helper = need(() => LinuxKernelHelper.open(), 'the kernel helper (insmod kernel-helper/xvgpu_helper.ko, as root)');
   let host: HostBuffers;
   try {
-    host = o.drmNode === undefined ? memfdBuffers(o.machine) : drmBuffers(o.drmNode, helper);
+    host = o.drmNode === undefined ? memfdBuffers(o.machine, helper) : drmBuffers(o.drmNode, helper);
   } catch (e) {
     helper.close();
     throw e;

@@ -5,7 +5,10 @@
  *  1. zap the back-end's mappings (MADV_DONTNEED: MMU_NOTIFY_CLEAR, the helper revokes), so no
  *     vCPU can reach the pages while they are copied;
  *  2. copy the content out and free the frames (fallocate PUNCH_HOLE: the pages leave the page
- *     cache and return to the allocator);
+ *     cache and return to the allocator). Fail closed: a page the helper still maps after step 1
+ *     (a helper that did not revoke, e.g. test_skip_revoke=1) keeps its frame pinned until the BO
+ *     is destroyed, so a missed revocation reads and writes a retired frame, never one the
+ *     allocator gave to someone else;
  *  3. write the content back: the memfd gets new frames (zeroed, then filled), and every tagged
  *     page gets a new placement generation (placement-tags.ts) before the move is published.
  *
@@ -29,7 +32,15 @@ interface Bo {
   readonly mappings: Map<number, ArrayBuffer>;
   /** The placement-board id of each page. */
   readonly ids: Int32Array;
+  /** Pipes holding retired frames the helper still mapped (closed with the BO). */
+  readonly pins: number[];
 }
+
+/** Which pages [first, first+n) of the mapping at `va` the kernel helper's p2m maps now. */
+export type MappedPages = (va: number, first: number, n: number) => boolean[];
+
+/** Pages per pinPages() call (its limit). */
+const PIN_CHUNK = 256;
 
 const WORDS_PER_PAGE = PAGE / 4;
 
@@ -39,8 +50,11 @@ export class MemfdGpu implements GpuPort {
   private nextHandle = 1;
   private moved = 0;
 
+  /** Retired frames kept because the helper still mapped their pages after the zap. */
+  pinnedFrames = 0;
+
   /** `frames`: a pagemap reader, or why frame moves cannot be measured here. */
-  constructor(private readonly board: PlacementBoard, private readonly frames: FrameReader | { reason: string }) {}
+  constructor(private readonly board: PlacementBoard, private readonly frames: FrameReader | { reason: string }, private readonly mapped: MappedPages) {}
 
   createBo(size: number): BoInfo {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE !== 0) throw new RangeError(`BO size ${size}: want a positive multiple of ${PAGE}`);
@@ -54,7 +68,7 @@ export class MemfdGpu implements GpuPort {
       const { PROT_READ, PROT_WRITE, MAP_SHARED } = native.mmapConstants;
       const cpu = native.mmap(fd, size, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
       const handle = this.nextHandle++;
-      this.bos.set(handle, { fd, pages, cpu, mappings: new Map(), ids });
+      this.bos.set(handle, { fd, pages, cpu, mappings: new Map(), ids, pins: [] });
       this.place(new Uint32Array(cpu), ids);
       return { handle, size };
     } catch (e) {
@@ -69,6 +83,7 @@ export class MemfdGpu implements GpuPort {
     for (const ab of bo.mappings.values()) native.munmap(ab);
     native.munmap(bo.cpu);
     native.close(bo.fd);
+    for (const pin of bo.pins) native.close(pin);
     this.board.release(bo.ids);
     this.bos.delete(handle);
   }
@@ -106,7 +121,7 @@ export class MemfdGpu implements GpuPort {
     return this.get(handle).pages;
   }
 
-  /** Pages whose host frame changed at an eviction, or why that cannot be measured. */
+  /** Pages the helper had mapped whose host frame changed at an eviction, or why that cannot be measured. */
   movedFrames(): number | { reason: string } {
     return 'reason' in this.frames ? this.frames : this.moved;
   }
@@ -118,7 +133,9 @@ export class MemfdGpu implements GpuPort {
     const n = pages ?? bo.pages - first;
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(n) || n <= 0 || first < 0 || first + n > bo.pages) return false;
     const [start, len] = [first * PAGE, n * PAGE];
+    const wasMapped = this.mappedPages(bo, first, n);
     for (const ab of bo.mappings.values()) native.madvise(ab, start, len, native.mmapConstants.MADV_DONTNEED);
+    this.pinStillMapped(bo, first, this.mappedPages(bo, first, n));
     const before = this.framesOf(bo, first, n);
     const content = new Uint8Array(bo.cpu, start, len).slice();
     const { FALLOC_FL_PUNCH_HOLE, FALLOC_FL_KEEP_SIZE } = native.fallocConstants;
@@ -127,7 +144,7 @@ export class MemfdGpu implements GpuPort {
     const retagged = retag(new Uint32Array(content.buffer), bo.ids.subarray(first, first + n), epoch);
     new Uint8Array(bo.cpu, start, len).set(content); // new frames
     const after = this.framesOf(bo, first, n);
-    if (before && after) this.moved += movedFrames(before, after);
+    if (before && after) this.moved += movedFrames(before, after, wasMapped);
     this.board.publish(retagged, epoch);
     return true;
   }
@@ -137,6 +154,28 @@ export class MemfdGpu implements GpuPort {
     const epoch = this.board.nextEpoch();
     ids.forEach((id, p) => { encodeTag(words, p * WORDS_PER_PAGE + TAG_OFFSET / 4, id, epoch); });
     this.board.publish(ids, epoch);
+  }
+
+  /** Pages mapped through any of the BO's mappings. */
+  private mappedPages(bo: Bo, first: number, n: number): boolean[] {
+    const out = new Array<boolean>(n).fill(false);
+    for (const va of bo.mappings.keys()) this.mapped(va, first, n).forEach((m, i) => { if (m) out[i] = true; });
+    return out;
+  }
+
+  /** Pins the frames of pages the helper still maps, in runs of at most PIN_CHUNK pages. */
+  private pinStillMapped(bo: Bo, first: number, still: boolean[]): void {
+    for (let i = 0; i < still.length; ) {
+      if (still[i] !== true) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < still.length && still[j] === true && j - i < PIN_CHUNK) j++;
+      bo.pins.push(native.pinPages(bo.cpu, (first + i) * PAGE, (j - i) * PAGE));
+      this.pinnedFrames += j - i;
+      i = j;
+    }
   }
 
   private framesOf(bo: Bo, first: number, n: number): (bigint | null)[] | undefined {

@@ -28,12 +28,12 @@ export function decodePagemap(bytes: Uint8Array, pages: number): (bigint | null)
   return out;
 }
 
-/** Pages whose frame is known before and after and differs. */
-export function movedFrames(before: readonly (bigint | null)[], after: readonly (bigint | null)[]): number {
+/** Pages (of those selected by `only`, if given) whose frame is known before and after and differs. */
+export function movedFrames(before: readonly (bigint | null)[], after: readonly (bigint | null)[], only?: readonly boolean[]): number {
   let n = 0;
   before.forEach((b, i) => {
     const a = after[i];
-    if (b !== null && a !== null && a !== undefined && a !== b) n++;
+    if (only?.[i] !== false && b !== null && a !== null && a !== undefined && a !== b) n++;
   });
   return n;
 }
