@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # build-initramfs.sh KREL OUT.cpio.gz INIT [EXTRA_DIR]
-# An initramfs for the VM tier: busybox-static, Debian's drm / drm_shmem_helper / vgem modules with
+# An initramfs for the VM tier: a static busybox ($XVGPU_BUSYBOX, default /bin/busybox from
+# busybox-static; checked by check-busybox.sh), Debian's drm / drm_shmem_helper / vgem modules with
 # their dependencies (resolved with modinfo), our module and selftest, the given /init, and
 # optionally a directory tree copied to / (the Node.js runtime and the project for the TS tier).
 set -euo pipefail
 krel=$1 out=$2 init=$3 extra=${4:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
+busybox=${XVGPU_BUSYBOX:-/bin/busybox}
+"$here/vm/check-busybox.sh" "$busybox"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,modules,lib64,run}
-cp /bin/busybox "$root/bin/busybox"
+cp "$busybox" "$root/bin/busybox"
 for a in $("$root/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
 
 # Modules in load order: dependencies first.

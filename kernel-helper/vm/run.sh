@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run.sh [--timeout S] [--with-node] [--extra DIR] [--init FILE]: builds the module and the selftest against the
 # kernel of linux-image-amd64, packs an initramfs and boots Debian's kernel under QEMU (TCG; KVM
-# cannot boot a stock kernel on these machines). Every wait is bounded; on a timeout or a missing
-# result the console log is shown. Exit status: the VM's.
+# cannot boot a stock kernel on these machines). Every wait is bounded; on a guest kernel panic the
+# lines that explain it are shown, on a timeout or a missing result the console log. Exit status:
+# the VM's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 timeout=300 extra="" with_node=0 init="$here/vm/init-selftest.sh"
@@ -16,9 +17,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 krel=$("$here/vm/kernel.sh")
-for tool in qemu-system-x86_64 busybox cpio; do
-  command -v "$tool" >/dev/null || [ -x "/bin/$tool" ] || { echo "run.sh: $tool is missing" >&2; exit 1; }
+for tool in qemu-system-x86_64 cpio; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing" >&2; exit 1; }
 done
+"$here/vm/check-busybox.sh" "${XVGPU_BUSYBOX:-/bin/busybox}"
 make -s -C "$here" module selftest KVER="$krel" >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -35,6 +37,7 @@ timeout "$timeout" qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 -nographi
 qemu=$?
 set -e
 tr -d '\r' <"$log" | grep -E '^(ok|not ok|#|[0-9]+ passed|xvgpu-vm:|\{)' || true
+"$here/vm/explain-panic.sh" "$log" || exit 1
 if ! grep -q 'xvgpu-vm: done status=0' "$log"; then
   echo "run.sh: the VM did not finish cleanly (qemu exit $qemu, timeout ${timeout}s). Console:" >&2
   tr -d '\r' <"$log" | tail -n 80 >&2

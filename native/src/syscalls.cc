@@ -1,6 +1,7 @@
 #include "syscalls.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -130,6 +131,19 @@ static Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   int fd = memfd_create(name.c_str(), flags | MFD_CLOEXEC);
   if (fd < 0) ThrowErrno(info.Env(), "memfd_create", errno);
   return Napi::Number::New(info.Env(), fd);
+}
+
+// fallocate(fd, mode, offset, length); mode bits from fallocConstants (linux/falloc.h).
+static Napi::Value Fallocate(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0, "fd");
+  int mode = ArgInt(info, 1, "mode");
+  uint64_t off = ArgU64(info, 2, "offset");
+  uint64_t len = ArgU64(info, 3, "length");
+  if (off > static_cast<uint64_t>(LLONG_MAX) || len == 0 || len > static_cast<uint64_t>(LLONG_MAX) - off) {
+    throw Napi::RangeError::New(info.Env(), "fallocate: offset + length out of range");
+  }
+  if (fallocate(fd, mode, static_cast<off_t>(off), static_cast<off_t>(len)) < 0) ThrowErrno(info.Env(), "fallocate", errno);
+  return info.Env().Undefined();
 }
 
 // Pins the calling thread (0 = the JS thread that calls it) to the given CPUs.
@@ -279,6 +293,11 @@ void InitSyscalls(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
   exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead, "eventfdRead"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("fallocate", Napi::Function::New(env, Fallocate, "fallocate"));
+  Napi::Object falloc = Napi::Object::New(env);
+  falloc.Set("FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
+  falloc.Set("FALLOC_FL_PUNCH_HOLE", FALLOC_FL_PUNCH_HOLE);
+  exports.Set("fallocConstants", falloc);
   exports.Set("pinThread", Napi::Function::New(env, PinThread, "pinThread"));
   exports.Set("getAffinity", Napi::Function::New(env, GetAffinity, "getAffinity"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));

@@ -20,7 +20,6 @@ export const XEN_RUN_OPTIONS: Options = {
   'bar-size': { type: 'string' },
   'mmio-base': { type: 'string' },
   irq: { type: 'string' },
-  'drm-node': { type: 'string' },
 };
 
 export const XEN_RUN_HELP = `
@@ -30,7 +29,6 @@ Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
   --bar-size SIZE         BAR window size, a multiple of 4096 (K/M/G suffixes allowed)
   --mmio-base B           guest-physical base of the virtio-mmio window (page aligned)
   --irq I                 the device's interrupt: an ISA IRQ 1-15 except 2 on x86
-  --drm-node PATH         DRM device whose buffers back blobs (default /dev/dri/card0)
   --mode                  defaults to retry where Xen has the extension, emulate otherwise
 `;
 

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { native } from '../native/index.js';
 import { DomainCrash, SimCpu, SimP2mMemory, VcpuStopped, type BarMemory } from '../platform/sim/cpu.js';
-import { SoftP2mMemory } from '../platform/linux/soft-p2m-memory.js';
+import { SoftP2mMemory, type KernelSoftMemory } from '../platform/linux/soft-p2m-memory.js';
 import type { MachineBuffers, MachineConfig } from '../platform/sim/machine.js';
 import { encode, latencyHistogram, record } from '../telemetry/histogram.js';
 import { Workload, type WorkloadSpec } from './workload.js';
@@ -21,14 +21,14 @@ export interface VcpuWorkerData {
   readonly workload: WorkloadSpec;
   /** CPUs this vCPU's thread may run on (empty: anywhere). */
   readonly cpus: readonly number[];
-  /** Where mapped BAR pages live: the simulated p2m, or the kernel helper's soft p2m (its fd). */
-  readonly memory: { readonly kind: 'sim' } | { readonly kind: 'kernel-soft'; readonly helperFd: number };
+  /** Where mapped BAR pages live: the simulated p2m, or the kernel helper's soft p2m (its fd, and a placement board when frames move). */
+  readonly memory: { readonly kind: 'sim' } | KernelSoftMemory;
   /** The blobs come from the virtio-gpu device: vCPU 0 sets it up and tears it down. */
   readonly gpu?: GuestGpuPlan;
 }
 
 function barMemory(data: VcpuWorkerData): BarMemory {
-  return data.memory.kind === 'sim' ? new SimP2mMemory(data.config, data.buffers, data.vcpu) : new SoftP2mMemory(data.memory.helperFd);
+  return data.memory.kind === 'sim' ? new SimP2mMemory(data.config, data.buffers, data.vcpu) : SoftP2mMemory.forWorker(data.memory, data.config);
 }
 
 function run(data: VcpuWorkerData): VcpuResult {

@@ -64,7 +64,16 @@ export interface NativeAddon {
   munmap(buffer: ArrayBuffer): void;
   /** The user address of a live mmap() buffer (never of an ordinary ArrayBuffer). */
   addressOf(buffer: ArrayBuffer): number;
-  mmapConstants: { PROT_READ: number; PROT_WRITE: number; MAP_SHARED: number; MAP_PRIVATE: number };
+  mmapConstants: { PROT_READ: number; PROT_WRITE: number; MAP_SHARED: number; MAP_PRIVATE: number; MADV_DONTNEED: number };
+  /** madvise(2) on page-aligned [offset, offset+length) of a live mmap() buffer (range-checked). */
+  madvise(buffer: ArrayBuffer, offset: number, length: number, advice: number): void;
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
+  /**
+   * Keeps the frames of 1-256 whole pages of a live mmap() buffer allocated until the returned fd
+   * is closed (a pipe holding vmsplice page references), even after they leave their file.
+   */
+  pinPages(buffer: ArrayBuffer, offset: number, length: number): number;
+  fallocConstants: { FALLOC_FL_KEEP_SIZE: number; FALLOC_FL_PUNCH_HOLE: number };
   eventfd(initval?: number, flags?: number): number;
   eventfdWrite(fd: number, value?: number | bigint): void;
   /** The counter, or 0 when a non-blocking eventfd is empty. */

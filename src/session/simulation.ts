@@ -20,6 +20,8 @@ import { waiterFloor } from '../bench/floor.js';
 export interface SimRunOptions {
   /** sim (default): everything simulated; linux: the real kernel helper and a DRM device. */
   readonly platform?: PlatformName;
+  /** linux: BOs are this DRM node's dumb buffers instead of memfd. */
+  readonly drmNode?: string;
   readonly vcpus: number;
   readonly durationS: number;
   readonly workload: PatternName;
@@ -58,6 +60,10 @@ export interface Progress {
 
 export interface RunSummary {
   platform: 'sim' | 'linux-soft';
+  /** Where the host buffers live: sim, memfd or drm:<node>. */
+  host_buffers: string;
+  /** What was real and what was simulated in this run. */
+  simulated: string;
   strategy: Strategy;
   pinned: { server: number } | null;
   mode: AnswerMode;
@@ -90,8 +96,16 @@ export interface RunSummary {
   resident_pages: number;
   huge_maps: number;
   map_collisions: number;
-  stale_accesses: number;
+  /** null where the platform cannot detect them (see null_reasons); a detection is always counted. */
+  stale_accesses: number | null;
   integrity_errors: number;
+  /** Pages whose host frame really changed at an eviction (null: not measured, see null_reasons). */
+  moved_frames: number | null;
+  /** Why each null figure could not be measured. */
+  null_reasons: Record<string, string>;
+  /** Evictions that failed with an error (the first message in host_pressure_error). */
+  host_pressure_errors: number;
+  host_pressure_error?: string;
   bad_ioreqs: number;
   unclaimed: number;
   holes: number;
@@ -177,7 +191,7 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     hostFrames: blobPages * (o.blobs + 1) + 4 * HUGE_PAGES,
     guestRamBytes: GUEST_RAM,
   };
-  const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}) });
+  const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}), ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
   const backend = new Backend(
     platform.ports,
     { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, strategy: o.strategy ?? 'fault', mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
@@ -235,10 +249,19 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
   const s = backend.server.counters;
   const kstats = platform.kernelStats();
   const blobMiB = (o.blobs * o.blobSize) / (1024 * 1024);
+  // A read of an unmapped blob's old range that reached the buffer is an access after revoke.
+  const stale = g.totals.staleAccesses + g.totals.staleReads + (g.gpu?.postUnmapHits ?? 0);
+  const moved = platform.movedFrames();
+  const pressureErrors = platform.pressureErrors();
+  const nullReasons: Record<string, string> = {};
+  if (stale === 0 && platform.staleUnmeasurable !== undefined) nullReasons.stale_accesses = platform.staleUnmeasurable;
+  if (typeof moved !== 'number') nullReasons.moved_frames = moved.reason;
   const maxOf = (f: (t: VcpuResult['timing']) => number): number => Math.max(0, ...g.vcpus.map((v) => f(v.timing)));
   const blockedNs = g.vcpus.reduce((n, v) => n + v.timing.blockedNs, 0);
   const summary: RunSummary = {
     platform: platform.name,
+    host_buffers: platform.buffers,
+    simulated: platform.simulated,
     strategy: o.strategy ?? 'fault',
     pinned,
     mode: o.mode,
@@ -265,9 +288,12 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     resident_pages: platform.ports.helper.stats().residentPages,
     huge_maps: c.hugeMaps,
     map_collisions: c.collisions,
-    // A read of an unmapped blob's old range that reached the buffer is an access after revoke.
-    stale_accesses: g.totals.staleAccesses + g.totals.staleReads + (g.gpu?.postUnmapHits ?? 0),
+    stale_accesses: nullReasons.stale_accesses === undefined ? stale : null,
     integrity_errors: g.totals.integrityErrors + (g.gpu?.fillMismatches ?? 0),
+    moved_frames: typeof moved === 'number' ? moved : null,
+    null_reasons: nullReasons,
+    host_pressure_errors: pressureErrors.count,
+    ...(pressureErrors.first !== undefined ? { host_pressure_error: pressureErrors.first } : {}),
     bad_ioreqs: s.bad,
     unclaimed: s.unclaimed + g.totals.unclaimed,
     holes: c.holes,
@@ -318,19 +344,33 @@ function kernelSummary(k: HelperStatsWithHistograms): NonNullable<RunSummary['ke
   };
 }
 
+/** No check failed: no stale access detected, no integrity error, no crash, no failed eviction. */
+export function runPassed(r: RunSummary): boolean {
+  return (r.stale_accesses ?? 0) === 0 && r.integrity_errors === 0 && r.guest_crashes.length === 0 && r.host_pressure_errors === 0;
+}
+
+/** A figure, or `null (why)`. */
+function orNull(r: RunSummary, key: 'stale_accesses' | 'moved_frames'): string {
+  const v = r[key];
+  return v === null ? `null (${r.null_reasons[key] ?? 'not measured'})` : String(v);
+}
+
 /** The human-readable summary `npm start` prints. */
 export function formatSummary(r: RunSummary): string {
   const lat = (l: LatencySummary): string => `p50 ${formatNs(l.p50)}  p99 ${formatNs(l.p99)}  p99.9 ${formatNs(l.p999)}  max ${formatNs(l.max)}`;
-  const ok = r.stale_accesses === 0 && r.integrity_errors === 0 && r.guest_crashes.length === 0;
+  const ok = runPassed(r);
+  const pressure = r.host_pressure_errors > 0 ? `, ${r.host_pressure_errors} failed evictions (${r.host_pressure_error ?? ''})` : '';
   return [
-    `xvgpu run: ${r.platform} platform, ${r.vcpus} vCPUs, ${r.workload} workload, mode ${r.mode}, fault-around ${r.fault_around}${r.huge_pages ? ' + 2 MiB' : ''}, ${r.duration_s.toFixed(1)} s`,
+    `xvgpu run: ${r.platform} platform (${r.host_buffers} buffers), ${r.vcpus} vCPUs, ${r.workload} workload, mode ${r.mode}, fault-around ${r.fault_around}${r.huge_pages ? ' + 2 MiB' : ''}, ${r.duration_s.toFixed(1)} s`,
     `  guest     ${r.accesses} accesses, ${r.ioreqs} ioreqs (${((r.ioreqs / Math.max(1, r.accesses)) * 100).toFixed(2)} % of accesses exit)`,
     `  faults    ${r.faults} (${r.retries} retried, ${r.emulated} emulated, ${r.forward_progress} by forward progress), ${r.mapped_pages} pages mapped, ${r.huge_maps} as 2 MiB`,
     `  fault     ${lat(r.fault_ns)}   (guest-visible)`,
     `  floor     ${lat(r.floor_ns)}   (same wakes, no work: fault p50 = ${r.fault_over_floor_p50}x floor)`,
     `  service   ${lat(r.service_ns)}   (server)`,
-    `  revokes   ${r.revokes} (${r.revoked_pages} pages) from ${r.evictions} host evictions, ${r.tlb_flushes} TLB flushes`,
+    `  simulated ${r.simulated}`,
+    `  revokes   ${r.revokes} (${r.revoked_pages} pages) from ${r.evictions} host evictions${pressure}, ${r.tlb_flushes} TLB flushes`,
+    `  frames    moved_frames ${orNull(r, 'moved_frames')}`,
     `  revoke    ${lat(r.revoke_ns)}   (invalidate → p2m clear → flush acked)`,
-    `  checks    stale_accesses ${r.stale_accesses}, integrity_errors ${r.integrity_errors}, bad_ioreqs ${r.bad_ioreqs}, guest crashes ${r.guest_crashes.length}  ${ok ? 'OK' : 'FAILED'}`,
+    `  checks    stale_accesses ${orNull(r, 'stale_accesses')}, integrity_errors ${r.integrity_errors}, bad_ioreqs ${r.bad_ioreqs}, guest crashes ${r.guest_crashes.length}  ${ok ? 'OK' : 'FAILED'}`,
   ].join('\n');
 }

@@ -3,8 +3,10 @@
  * that kernel under QEMU (TCG) with DRM, vgem and the module loaded, and runs
  *  1. the C selftest (real MMU notifiers, real vgem buffers, the invalidation race) and its
  *     fault-injection counterpart, then
- *  2. the TypeScript back-end against the real module (`xvgpu run --platform linux`): vgem BOs,
- *     the soft p2m as the guest p2m, EVICT as host pressure.
+ *  2. the TypeScript back-end against the real module (`xvgpu run --platform linux`), the soft p2m
+ *     as the guest p2m: on memfd BOs whose frames are freed and replaced on eviction, on vgem BOs
+ *     through EVICT, and on memfd again with the helper loaded `test_skip_revoke=1`, where the
+ *     TypeScript side must report stale accesses.
  * Needs qemu-system-x86, linux-image-amd64, linux-headers-amd64, busybox-static, cpio, kmod
  * (.ci/run installs them); without them it fails, it does not skip.
  */
@@ -29,19 +31,43 @@ describe('kernel helper in a VM (Debian kernel, vgem)', () => {
     expect(out).not.toMatch(/dmesg: .*(BUG:|WARNING:|Oops)/);
   });
 
-  it('runs the TypeScript back-end on the real module with no stale access and no integrity error', () => {
-    const line = /^xvgpu-vm: summary (\{.*\})$/m.exec(out);
+  /** The JSON summary `run-in-vm.sh CASE` printed. */
+  const summary = (c: 'memfd' | 'drm' | 'inject'): RunSummary => {
+    const line = new RegExp(`^xvgpu-vm: summary ${c} (\\{.*\\})$`, 'm').exec(out);
     expect(line, out).not.toBeNull();
-    const s = JSON.parse(line?.[1] ?? '{}') as RunSummary;
-    expect(s.platform).toBe('linux-soft');
-    expect(s.faults).toBeGreaterThan(1000);
-    expect(s.revokes).toBeGreaterThan(50);
-    expect([s.stale_accesses, s.integrity_errors, s.guest_crashes.length, s.bad_ioreqs]).toEqual([0, 0, 0, 0]);
+    return JSON.parse(line?.[1] ?? '{}') as RunSummary;
+  };
+
+  it('runs the TypeScript back-end on memfd buffers whose frames really move, with no stale access', () => {
+    const s = summary('memfd');
+    expect([s.platform, s.host_buffers]).toEqual(['linux-soft', 'memfd']);
+    expect(s.faults).toBeGreaterThan(100);
+    expect(s.revokes).toBeGreaterThan(5);
+    // Pages the helper had mapped really got new frames (PFNs from pagemap before and after).
+    expect(s.moved_frames).toBeGreaterThan(0);
+    expect([s.stale_accesses, s.integrity_errors, s.guest_crashes.length, s.bad_ioreqs, s.host_pressure_errors]).toEqual([0, 0, 0, 0, 0]);
     expect(s.kernel_helper?.invalidations).toBeGreaterThan(0);
     expect(s.kernel_helper?.events_dropped).toBe(0);
-    // The blobs were created and placed through the virtio-gpu device, on vgem BOs.
+    // The blobs were created and placed through the virtio-gpu device.
     expect(s.virtio.blobs_mapped).toBeGreaterThan(0);
     expect(s.virtio.errors).toBe(0);
+  });
+
+  it('runs it on vgem buffers through EVICT, and says stale accesses cannot be measured there', () => {
+    const s = summary('drm');
+    expect(s.host_buffers).toBe('drm:/dev/dri/card0');
+    expect(s.revokes).toBeGreaterThan(5);
+    expect([s.integrity_errors, s.guest_crashes.length, s.bad_ioreqs, s.host_pressure_errors]).toEqual([0, 0, 0, 0]);
+    expect(s.stale_accesses).toBeNull();
+    expect(s.null_reasons.stale_accesses).toMatch(/keep their frames/);
+    expect(s.moved_frames).toBeNull();
+  });
+
+  it('reports stale accesses from the TypeScript side when the helper does not revoke (test_skip_revoke=1)', () => {
+    const s = summary('inject');
+    expect(s.host_buffers).toBe('memfd');
+    expect(s.moved_frames).toBeGreaterThan(0);
+    expect(s.stale_accesses).toBeGreaterThan(0);
     expect(status, out).toBe(0);
   });
 });

@@ -6,6 +6,7 @@
 import { native } from '../../native/index.js';
 import type { BoInfo, CpuMapping, GpuPort } from '../ports.js';
 import type { DrmDevice, DumbBuffer } from './drm.js';
+import { PressureErrors } from './pressure-errors.js';
 
 const PAGE = 4096;
 
@@ -17,6 +18,7 @@ interface Bo {
 }
 
 export class DrmGpu implements GpuPort {
+  readonly errors = new PressureErrors();
   private readonly bos = new Map<number, Bo>();
 
   constructor(private readonly dev: DrmDevice, private readonly zap: (va: number, firstPage: number, pages: number) => void) {}
@@ -55,13 +57,15 @@ export class DrmGpu implements GpuPort {
   }
 
   evict(handle: number, firstPage = 0, pages?: number): Promise<boolean> {
-    const bo = this.bos.get(handle);
-    if (!bo) return Promise.resolve(false);
-    const total = bo.buf.size / PAGE;
-    const n = pages ?? total - firstPage;
-    if (n <= 0 || firstPage < 0 || firstPage + n > total) return Promise.resolve(false);
-    for (const va of bo.mappings.keys()) this.zap(va, firstPage, n);
-    return Promise.resolve(true);
+    return this.errors.settle(() => {
+      const bo = this.bos.get(handle);
+      if (!bo) return false;
+      const total = bo.buf.size / PAGE;
+      const n = pages ?? total - firstPage;
+      if (n <= 0 || firstPage < 0 || firstPage + n > total) return false;
+      for (const va of bo.mappings.keys()) this.zap(va, firstPage, n);
+      return true;
+    });
   }
 
   writeBo(handle: number, offset: number, data: Uint8Array): void {

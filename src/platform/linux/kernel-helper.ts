@@ -73,6 +73,11 @@ export class LinuxKernelHelper implements KernelHelperPort {
     return id;
   }
 
+  /** The range registered at `va` (by this client), if any. */
+  rangeAt(va: number): RangeId | undefined {
+    return this.vaToRange.get(va);
+  }
+
   unregisterRange(range: RangeId): void {
     const a = arg(SIZEOF.unregister);
     a.view.setUint32(4, range, true);
