@@ -16,6 +16,7 @@ import { formatNs, summarize, type Histogram, type LatencySummary } from '../tel
 import type { Logger } from '../telemetry/log.js';
 import { native } from '../native/index.js';
 import { waiterFloor } from '../bench/floor.js';
+import type { StringFault } from '../bar/string-access.js';
 
 export interface SimRunOptions {
   /** sim (default): everything simulated; linux: the real kernel helper and a DRM device. */
@@ -42,7 +43,7 @@ export interface SimRunOptions {
   /** Model stock Xen (no retry state). */
   readonly stockXen?: boolean;
   /** Test-only fault injection. */
-  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions };
+  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions; readonly stringFault?: StringFault };
   /** Stop early once this returns true (checked with every progress tick). */
   readonly until?: (p: Progress) => boolean;
 }
@@ -83,6 +84,9 @@ export interface RunSummary {
   retries: number;
   emulated: number;
   forward_progress: number;
+  /** String requests (rep MOVS/STOS) the back-end emulated, and copies it redid after a race. */
+  string_copies: number;
+  string_redos: number;
   revokes: number;
   revoked_pages: number;
   invalidations: number;
@@ -178,9 +182,15 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     guestRamBytes: GUEST_RAM,
   };
   const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}) });
+  const stringFault = o.inject?.stringFault;
   const backend = new Backend(
     platform.ports,
-    { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, strategy: o.strategy ?? 'fault', mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
+    {
+      barBase: BAR_BASE,
+      barPages: machine.barPages,
+      policy: { ...DEFAULT_POLICY, strategy: o.strategy ?? 'fault', mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages },
+      ...(stringFault ? { injectStringFault: stringFault } : {}),
+    },
     log,
   );
   backend.start();
@@ -258,6 +268,8 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     retries: c.retries,
     emulated: c.emulated,
     forward_progress: c.forwardProgress,
+    string_copies: c.strings,
+    string_redos: c.stringRedos,
     revokes: c.revokes,
     revoked_pages: c.revokedPages,
     invalidations: c.invalidations,
