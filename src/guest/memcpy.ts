@@ -30,13 +30,17 @@ export function copyPage(cpu: MemcpyCpu, ramView: Uint8Array, op: CopyOp, bar: n
   const [dst, src] = toBar ? [bar, ram] : [ram, bar];
   switch (op) {
     case 'movsq':
-      { cpu.repMovs(dst, src, 8, PAGE / 8, false); return; }
+      cpu.repMovs(dst, src, 8, PAGE / 8, false);
+      return;
     case 'movsd':
-      { cpu.repMovs(dst, src, 4, PAGE / 4, false); return; }
-    case 'movsq-df':
-      { cpu.repMovs(dst + PAGE - 8, src + PAGE - 8, 8, PAGE / 8, true); return; }
+      cpu.repMovs(dst, src, 4, PAGE / 4, false);
+      return;
+    case 'movsq-df': // backwards: rsi/rdi name the last element
+      cpu.repMovs(dst + PAGE - 8, src + PAGE - 8, 8, PAGE / 8, true);
+      return;
     case 'movsd-df':
-      { cpu.repMovs(dst + PAGE - 4, src + PAGE - 4, 4, PAGE / 4, true); return; }
+      cpu.repMovs(dst + PAGE - 4, src + PAGE - 4, 4, PAGE / 4, true);
+      return;
     case 'vec16':
     case 'vec32': {
       const w = op === 'vec16' ? 16 : 32;
