@@ -21,8 +21,8 @@ export const COPY_OPS = ['movsq', 'movsd', 'movsq-df', 'movsd-df', 'vec16', 'vec
 export type CopyOp = (typeof COPY_OPS)[number];
 
 const PAGE = 4096;
-/** Guest RAM the pattern uses: 16 KiB per vCPU from 1 MiB (the virtqueues live below). */
-export const MEMCPY_RAM_BASE = 1 << 20;
+/** Guest RAM the pattern uses: 16 KiB per vCPU from 2 MiB (the virtqueue and its 1 MiB of buffers live below). */
+export const MEMCPY_RAM_BASE = 2 << 20;
 const PER_VCPU = 4 * PAGE;
 
 /** Copies one page between `bar` and `ram` (to the BAR when `toBar`) with `op`. */

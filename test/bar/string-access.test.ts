@@ -38,7 +38,7 @@ function boBytes(fx: Fixture, bo: number, offset: number, n: number): Uint8Array
 }
 
 /** A blob of 4 pages at BAR page 0. */
-function blobAt0(fx: Fixture): { bo: number } {
+function blobAt0(fx: Fixture): { id: number; bo: number } {
   const blob = fx.backend.createBlob(4 * P);
   fx.backend.mapBlob(blob.id, 0);
   return blob;
@@ -98,6 +98,19 @@ describe('string requests, emulate mode', () => {
     expect(boBytes(fx, bo, 0, P)).toEqual(pattern(P, 3));
     // The redo's MAP put the page back: the guest's mapping points at the new frame.
     expect(Atomics.load(fx.platform.xen.views.p2m, 0) - 1).toBe(gpu.frameOf(bo, 0));
+  });
+
+  it('retry mode: a vCPU retried retryLimit times on the page gets its string request emulated (forward progress)', async () => {
+    const fx = setup({ mode: 'retry', retryLimit: 1 });
+    const { id, bo } = blobAt0(fx);
+    ram(fx).set(pattern(P, 5), 0x3000);
+    const req = { addr: BAR_BASE + 3 * P, size: 8, count: 512, dir: IOREQ_WRITE, ...ptr(0x3000) } as const;
+    expect((await exchange(fx.platform, 0, req)).state).not.toBe(STATE_IORESP_READY); // mapped, retry
+    fx.backend.unmapBlob(id); // a revoke storm: the page is gone again
+    fx.backend.mapBlob(id, 0);
+    expect((await exchange(fx.platform, 0, req)).state).toBe(STATE_IORESP_READY);
+    expect(fx.backend.bar.counters).toMatchObject({ retries: 1, forwardProgress: 1, strings: 1 });
+    expect(boBytes(fx, bo, 3 * P, P)).toEqual(pattern(P, 5));
   });
 
   it('refuses a string request whose RAM side leaves guest RAM, touching nothing', async () => {
