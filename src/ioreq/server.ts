@@ -226,7 +226,9 @@ export class IoreqServer {
     if (!page || !ev) return;
     // Never send the retry state to a hypervisor that did not advertise it: stock Xen kills the guest.
     const retry = ans.retry && this.hv.caps.retry;
-    if (req.dir === IOREQ_READ && !retry) page.writeData(v, ans.lo, ans.hi);
+    // A data_is_ptr read already landed in guest RAM; Xen does not consume `data` for it
+    // (wait_for_io: ioreq_needs_completion() is false), so the slot keeps the pointer, as with QEMU.
+    if (req.dir === IOREQ_READ && !req.dataIsPtr && !retry) page.writeData(v, ans.lo, ans.hi);
     if (!page.transitionState(v, STATE_IOREQ_INPROCESS, retry ? STATE_IORESP_RETRY : STATE_IORESP_READY)) {
       this.counters.slotLost++;
       this.rlog.warn('slot-lost', { vcpu: v }, 'ioreq slot left INPROCESS while being served');
