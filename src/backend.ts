@@ -5,6 +5,7 @@
  */
 import { BarManager, type BarPolicy } from './bar/manager.js';
 import { BarWindow, type Placement } from './bar/window.js';
+import { StringAccess, type StringFault } from './bar/string-access.js';
 import { IoreqServer } from './ioreq/server.js';
 import type { CpuMapping, GpuPort, HypervisorPort, KernelHelperPort, RangeId } from './platform/ports.js';
 import type { Logger } from './telemetry/log.js';
@@ -22,6 +23,8 @@ export interface BackendOptions {
   readonly barBase: number;
   readonly barPages: number;
   readonly policy: BarPolicy;
+  /** Test-only fault injection into string-request emulation (src/bar/string-access.ts). */
+  readonly injectStringFault?: StringFault;
 }
 
 export interface HostBlob {
@@ -41,6 +44,7 @@ export class Backend {
   gpuDevice: VirtioGpuDevice | undefined;
   transport: VirtioMmio | undefined;
   private readonly blobs = new Map<number, HostBlob>();
+  private readonly blobByRange = new Map<RangeId, HostBlob>();
   private nextBlob = 1;
 
   constructor(private readonly ports: BackendPorts, private readonly opts: BackendOptions, private readonly log: Logger) {
@@ -49,7 +53,12 @@ export class Backend {
       throw new ConfigError('--mode retry needs a hypervisor with the ioreq retry extension; this one has none (use --mode emulate)');
     }
     const window = new BarWindow(opts.barBase, opts.barPages);
-    this.bar = new BarManager(window, ports.helper, opts.policy, ports.hv.vcpus, log);
+    const strings = new StringAccess(
+      { ram: ports.hv.guestMemory(), boAccess: (range, offset, data, write) => { this.boAccess(range, offset, data, write); } },
+      ports.hv.vcpus,
+      opts.injectStringFault,
+    );
+    this.bar = new BarManager(window, ports.helper, opts.policy, ports.hv.vcpus, log, strings);
     this.server = new IoreqServer(ports.hv, log);
     ports.helper.bind({ domid: ports.hv.domid, firstGfn: opts.barBase / 4096, pages: opts.barPages });
     ports.helper.onEvent((ev) => { this.bar.onHelperEvent(ev); });
@@ -94,6 +103,7 @@ export class Backend {
     }
     const blob: HostBlob = { id: this.nextBlob++, bo: handle, size, mapping, range };
     this.blobs.set(blob.id, blob);
+    this.blobByRange.set(range, blob);
     return blob;
   }
 
@@ -121,6 +131,7 @@ export class Backend {
     this.ports.gpu.munmapBo(blob.mapping);
     this.ports.gpu.destroyBo(blob.bo);
     this.blobs.delete(id);
+    this.blobByRange.delete(blob.range);
   }
 
   get gpu(): GpuPort {
@@ -137,6 +148,14 @@ export class Backend {
     this.server.stop();
     this.ports.helper.close();
     this.log.info('back-end stopped');
+  }
+
+  /** String-request emulation reaches a blob's bytes through our own CPU mapping of its BO. */
+  private boAccess(range: RangeId, offset: number, data: Uint8Array, write: boolean): void {
+    const blob = this.blobByRange.get(range);
+    if (!blob) throw new Error(`no blob on helper range ${range}`);
+    if (write) this.ports.gpu.writeBo(blob.bo, offset, data);
+    else this.ports.gpu.readBo(blob.bo, offset, data);
   }
 
   private blob(id: number): HostBlob {

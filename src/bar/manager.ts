@@ -10,9 +10,14 @@
  *  - answer: `retry` (the vCPU re-executes against the new mapping) or `emulate` (the helper
  *    completes the access under its sequence check and we answer IORESP_READY, D4);
  *  - forward progress: a vCPU that faults on the same page `retryLimit` times in a row with retry
- *    answers is served by emulation (D5), so a revoke storm cannot starve it.
+ *    answers is served by emulation (D5), so a revoke storm cannot starve it;
+ *  - string requests (rep MOVS/STOS, count > 1 or data_is_ptr): `retry` maps and retries like any
+ *    fault; `emulate` maps, then copies through StringAccess inside the helper's sequence check
+ *    (settleString), because the helper's own ACCESS does at most 8 bytes.
  */
 import type { EmulatedAccess, HelperEvent, KernelHelperPort, MapRequest, MapResult } from '../platform/ports.js';
+import { isStringAccess, repExtent } from '../ioreq/rep.js';
+import type { StringAccess } from './string-access.js';
 import { latencyHistogram, record, type Histogram } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
 import { IOREQ_WRITE, type Ioreq } from '../xen/abi/ioreq.js';
@@ -43,6 +48,8 @@ export interface BarPolicy {
 export const DEFAULT_POLICY: BarPolicy = { strategy: 'fault', mode: 'retry', faultAround: 16, hugePages: true, retryLimit: 4 };
 
 const HUGE = 512;
+/** A string copy that collides with this many invalidations in a row gives up (handler error). */
+const MAX_STRING_REDOS = 16;
 
 export interface BarCounters {
   faults: number;
@@ -58,6 +65,10 @@ export interface BarCounters {
   revokes: number;
   revokedPages: number;
   residentPages: number;
+  /** String requests emulated (rep MOVS/STOS copies). */
+  strings: number;
+  /** String copies done again because the range was invalidated while they ran. */
+  stringRedos: number;
 }
 
 export function validatePolicy(p: BarPolicy): void {
@@ -78,8 +89,9 @@ export class BarManager implements IoRegion {
   readonly end: number;
   readonly counters: BarCounters = {
     faults: 0, retries: 0, emulated: 0, forwardProgress: 0, holes: 0, rejected: 0, installedPages: 0, hugeMaps: 0,
-    collisions: 0, invalidations: 0, revokes: 0, revokedPages: 0, residentPages: 0,
+    collisions: 0, invalidations: 0, revokes: 0, revokedPages: 0, residentPages: 0, strings: 0, stringRedos: 0,
   };
+  readonly acceptsStrings = true;
   /** Invalidation start → p2m entries gone, flush acknowledged (inside the helper's callback). */
   readonly revokeNs: Histogram = latencyHistogram();
   /** Revoke done → event seen here. */
@@ -101,6 +113,8 @@ export class BarManager implements IoRegion {
     private readonly policy: BarPolicy,
     vcpus: number,
     log: Logger,
+    /** Emulates string requests; without it they are refused in emulate mode (`rejected`). */
+    private readonly strings?: StringAccess,
   ) {
     validatePolicy(policy);
     this.start = window.base;
@@ -148,39 +162,92 @@ export class BarManager implements IoRegion {
       this.fillAllOnes(req, out);
       return;
     }
-    if (req.count !== 1) {
-      this.counters.rejected++; // rep string ops on a BAR are not emulated
-      this.rlog.warn('rep', { vcpu, count: req.count }, 'rep access to the BAR refused');
-      this.fillAllOnes(req, out);
-      return;
-    }
     const gfn = this.firstGfn + page;
     if (this.policy.strategy === 'emulate-all') return this.emulateOnly(pl, page, req, vcpu, out);
-    if (this.policy.strategy === 'eager') return this.eagerFault(pl, page, gfn, req, vcpu, out);
+    if (this.policy.strategy === 'eager') return this.eagerFault(pl, page, req, vcpu, out);
     const forced = this.policy.mode === 'retry' && this.streakGfn[vcpu] === gfn && (this.streak[vcpu] ?? 0) >= this.policy.retryLimit;
     const emulate = this.policy.mode === 'emulate' || forced;
-    const mreq = this.buildRequest(vcpu, pl, page, req, emulate);
+    if (emulate && !this.canEmulate(req, vcpu, out)) return;
+    const string = emulate && isStringAccess(req);
+    const mreq = this.buildRequest(vcpu, pl, page, req, emulate && !string);
     const res = this.helper.map(mreq);
-    if (res instanceof Promise) return res.then((r) => { this.finish(r, vcpu, gfn, emulate, forced, out); });
-    this.finish(res, vcpu, gfn, emulate, forced, out);
+    if (res instanceof Promise) return res.then((r) => this.answer(r, mreq, pl, page, req, vcpu, emulate, forced, out));
+    return this.answer(res, mreq, pl, page, req, vcpu, emulate, forced, out);
+  }
+
+  /** A string request can only be emulated with a StringAccess; otherwise it is refused, counted. */
+  private canEmulate(req: Ioreq, vcpu: number, out: IoAnswer): boolean {
+    if (this.strings || !isStringAccess(req)) return true;
+    this.counters.rejected++;
+    this.rlog.warn('string', { vcpu, count: req.count, dataIsPtr: req.dataIsPtr }, 'string access to the BAR refused: no string emulation configured');
+    this.fillAllOnes(req, out);
+    return false;
+  }
+
+  private answer(r: MapResult, mreq: MapRequest, pl: Placement, page: number, req: Ioreq, vcpu: number, emulate: boolean, forced: boolean, out: IoAnswer): void | Promise<void> {
+    this.finish(r, vcpu, this.firstGfn + page, emulate, forced, out);
+    if (emulate && isStringAccess(req)) return this.settleString(r.seq, mreq, pl, page, req, vcpu, 0);
+  }
+
+  /**
+   * Copies a string request through the back-end's CPU mapping, then asks the helper again for the
+   * same run (MAP is idempotent: mapped pages stay, revoked ones come back) and compares sequences.
+   * Equal: no invalidation touched the range while the copy ran, so the copy happened entirely
+   * against the frames the guest's mapping points at, one atomic step as seen from the guest.
+   * Different: it raced an invalidation (a migration or a discard), so the copy runs again.
+   */
+  private settleString(seq: number, mreq: MapRequest, pl: Placement, page: number, req: Ioreq, vcpu: number, redos: number): void | Promise<void> {
+    for (;;) {
+      this.strings?.perform(req, vcpu, pl.range, this.boOffset(pl, page, repExtent(req).mmioFirst));
+      const again = this.helper.map(mreq);
+      if (again instanceof Promise) return again.then((r) => this.checkSettled(seq, r, mreq, pl, page, req, vcpu, redos));
+      if (again.seq === seq) {
+        this.counters.strings++;
+        return;
+      }
+      if (++redos > MAX_STRING_REDOS) throw new Error(`string copy collided with ${redos - 1} invalidations`);
+      this.counters.stringRedos++;
+      seq = again.seq;
+    }
+  }
+
+  private checkSettled(seq: number, r: MapResult, mreq: MapRequest, pl: Placement, page: number, req: Ioreq, vcpu: number, redos: number): void | Promise<void> {
+    if (r.seq === seq) {
+      this.counters.strings++;
+      return;
+    }
+    if (redos + 1 > MAX_STRING_REDOS) throw new Error(`string copy collided with ${redos} invalidations`);
+    this.counters.stringRedos++;
+    return this.settleString(r.seq, mreq, pl, page, req, vcpu, redos + 1);
+  }
+
+  /** Byte offset in the BO (= helper range) of guest-physical BAR address `gpa` on page `page`. */
+  private boOffset(pl: Placement, page: number, gpa: number): number {
+    return (pl.pageInRange + (page - pl.firstPage)) * BAR_PAGE + ((gpa - this.start) % BAR_PAGE);
   }
 
   /** emulate-all: the access is completed by the helper on the frame; nothing is installed. */
   private emulateOnly(pl: Placement, page: number, req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void> {
+    if (!this.canEmulate(req, vcpu, out)) return;
     const m = this.buildRequest(vcpu, pl, page, req, true);
-    const one = { ...m, gfn: this.firstGfn + page, pageInRange: pl.pageInRange + (page - pl.firstPage), pages: 1, tryHuge: false, noInstall: true };
+    // For a string request the helper's access is only a probe (a 1-byte read under its lock) that
+    // yields the sequence settleString checks the copy against.
+    const access = m.access && isStringAccess(req) ? { ...m.access, size: 1 as const, write: false } : m.access;
+    const one: MapRequest = { ...m, gfn: this.firstGfn + page, pageInRange: pl.pageInRange + (page - pl.firstPage), pages: 1, tryHuge: false, noInstall: true, ...(access ? { access } : {}) };
     const res = this.helper.map(one);
-    if (res instanceof Promise) return res.then((r) => { this.finish(r, vcpu, this.firstGfn + page, true, false, out); });
-    this.finish(res, vcpu, this.firstGfn + page, true, false, out);
+    if (res instanceof Promise) return res.then((r) => this.answer(r, one, pl, page, req, vcpu, true, false, out));
+    return this.answer(res, one, pl, page, req, vcpu, true, false, out);
   }
 
   /** eager: a fault (after a whole-blob revoke) maps the whole blob again, then answers. */
-  private eagerFault(pl: Placement, page: number, gfn: number, req: Ioreq, vcpu: number, out: IoAnswer): Promise<void> {
+  private eagerFault(pl: Placement, page: number, req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void> {
     const emulate = this.policy.mode === 'emulate';
+    if (emulate && !this.canEmulate(req, vcpu, out)) return;
+    const mreq = this.buildRequest(vcpu, pl, page, req, emulate && !isStringAccess(req));
     return this.mapWhole(pl).then(() => {
-      const last = this.helper.map(this.buildRequest(vcpu, pl, page, req, emulate));
+      const last = this.helper.map(mreq);
       return last instanceof Promise ? last : Promise.resolve(last);
-    }).then((r) => { this.finish(r, vcpu, gfn, emulate, false, out); });
+    }).then((r) => this.answer(r, mreq, pl, page, req, vcpu, emulate, false, out));
   }
 
   /** Maps every page of a placement, 2 MiB at a time where frames allow. */

@@ -1,7 +1,8 @@
 /** `xvgpu run`: the back-end against a platform, with the synthetic guest on the simulated one. */
 import { PATTERNS } from '../guest/workload.js';
 import { SIMULATED } from '../session/platforms.js';
-import { formatSummary, runPassed, runSimulation, type Progress, type SimRunOptions } from '../session/simulation.js';
+import { formatSummary, runPassed, runSimulation, simMachine, type Progress, type SimRunOptions } from '../session/simulation.js';
+import { PAGE_SIZE, validateMachineConfig } from '../platform/sim/machine.js';
 import { formatNs } from '../telemetry/histogram.js';
 import { createLogger } from '../telemetry/log.js';
 import { UsageError, choiceOption, intOption, numberOption, parse, sizeOption, type Options } from './args.js';
@@ -112,13 +113,15 @@ export function parseRunArgs(argv: string[]): SimRunArgs | XenRunArgs | 'help' {
   if (blobSize % 4096 !== 0) throw new UsageError('--blob-size must be a multiple of 4096', cmd);
   const blobs = intOption(cmd, 'blobs', v.blobs, 8, 1, 256);
   if (blobs * blobSize > 4 * 1024 ** 3) throw new UsageError('--blobs x --blob-size must stay within 4 GiB', cmd);
+  const vcpus = intOption(cmd, 'vcpus', v.vcpus, 2, 1, 128);
+  checkSimulatorHolds(cmd, vcpus, blobs, blobSize, String(v['blob-size'] ?? blobSize));
   const mode = choiceOption(cmd, 'mode', v.mode, 'retry', ['retry', 'emulate'] as const);
   const stockXen = v['stock-xen'] === true;
   if (stockXen && mode === 'retry') throw new UsageError('--stock-xen has no retry state: use --mode emulate', cmd);
   return {
     platform,
     ...(typeof drmNode === 'string' ? { drmNode } : {}),
-    vcpus: intOption(cmd, 'vcpus', v.vcpus, 2, 1, 128),
+    vcpus,
     durationS: numberOption(cmd, 'duration', v.duration, 10, 0.1, 86400),
     workload: choiceOption(cmd, 'workload', v.workload, 'random', PATTERNS),
     evictRate: numberOption(cmd, 'evict-rate', v['evict-rate'], 100, 0, 100_000),
@@ -134,6 +137,18 @@ export function parseRunArgs(argv: string[]): SimRunArgs | XenRunArgs | 'help' {
     json,
     logLevel,
   };
+}
+
+/** The simulated machine (host memory, BAR) has fixed limits: say so in one line, before allocating. */
+function checkSimulatorHolds(cmd: string, vcpus: number, blobs: number, blobSize: number, sizeText: string): void {
+  const m = simMachine({ vcpus, blobs, blobSize });
+  try {
+    validateMachineConfig(m);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const mib = (frames: number): number => Math.ceil((frames * PAGE_SIZE) / 2 ** 20);
+    throw new UsageError(`--blobs ${blobs} x --blob-size ${sizeText} needs ${mib(m.hostFrames)} MiB of simulated host memory and a ${mib(m.barPages)} MiB BAR; the simulator holds up to 4096 MiB of each (${e.message})`, cmd);
+  }
 }
 
 export async function runCommand(argv: string[]): Promise<number> {

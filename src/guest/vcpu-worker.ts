@@ -8,7 +8,8 @@ import { DomainCrash, SimCpu, SimP2mMemory, VcpuStopped, type BarMemory } from '
 import { SoftP2mMemory, type KernelSoftMemory } from '../platform/linux/soft-p2m-memory.js';
 import type { MachineBuffers, MachineConfig } from '../platform/sim/machine.js';
 import { encode, latencyHistogram, record } from '../telemetry/histogram.js';
-import { Workload, type WorkloadSpec } from './workload.js';
+import { Workload, type WorkloadCounters, type WorkloadSpec } from './workload.js';
+import { MemcpyWorkload } from './memcpy.js';
 import type { VcpuResult } from './synthetic.js';
 import { bootGpu, teardownGpu, type GuestGpuPlan, type GpuGuestResult } from './gpu-guest.js';
 import { CTL_GUEST_BOOT, CTL_GUEST_DONE, CTL_STOP, CTL_SWEEP_DONE } from '../platform/sim/machine.js';
@@ -27,6 +28,18 @@ export interface VcpuWorkerData {
   readonly gpu?: GuestGpuPlan;
 }
 
+/** What runWorkload drives: one guest memory operation per step. */
+interface GuestWork {
+  readonly counters: WorkloadCounters;
+  readonly finished: boolean;
+  step(cpu: SimCpu): void;
+}
+
+function workloadFor(data: VcpuWorkerData): GuestWork {
+  const { workload, vcpu, config } = data;
+  return workload.pattern === 'memcpy' ? new MemcpyWorkload(workload, vcpu, config.vcpus, new Uint8Array(data.buffers.ram)) : new Workload(workload, vcpu, config.vcpus);
+}
+
 function barMemory(data: VcpuWorkerData): BarMemory {
   return data.memory.kind === 'sim' ? new SimP2mMemory(data.config, data.buffers, data.vcpu) : SoftP2mMemory.forWorker(data.memory, data.config);
 }
@@ -40,7 +53,7 @@ function run(data: VcpuWorkerData): VcpuResult {
     timing.blockedNs += ns;
   };
   const cpu = new SimCpu(data.config, data.buffers, data.vcpu, barMemory(data), { retryCap: data.retryCap, onIoreqDone });
-  const work = new Workload(data.workload, data.vcpu, data.config.vcpus);
+  const work = workloadFor(data);
   let crash: string | undefined;
   let gpu: GpuGuestResult | undefined;
   cpu.online();
@@ -59,7 +72,7 @@ function run(data: VcpuWorkerData): VcpuResult {
 }
 
 /** Runs the workload until stop (or, for a sweep, until this vCPU's share is done). */
-function runWorkload(cpu: SimCpu, work: Workload, timing: { firstAccessNs: number; sweepNs: number }): void {
+function runWorkload(cpu: SimCpu, work: GuestWork, timing: { firstAccessNs: number; sweepNs: number }): void {
   const t0 = performance.now();
   work.step(cpu);
   timing.firstAccessNs = (performance.now() - t0) * 1e6;

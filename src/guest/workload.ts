@@ -5,8 +5,11 @@
  * shared between vCPUs (each has its own slot), so faults on one page race across vCPUs.
  */
 
-/** `sweep` touches each page of the vCPU's share of the blobs once (a write), then the vCPU is done. */
-export const PATTERNS = ['seq', 'random', 'hotset', 'write-heavy', 'sweep'] as const;
+/**
+ * `sweep` touches each page of the vCPU's share of the blobs once (a write), then the vCPU is done.
+ * `memcpy` copies whole pages between guest RAM and the BAR with string and vector moves (memcpy.ts).
+ */
+export const PATTERNS = ['seq', 'random', 'hotset', 'write-heavy', 'sweep', 'memcpy'] as const;
 export type PatternName = (typeof PATTERNS)[number];
 
 export interface BlobView {
@@ -43,7 +46,7 @@ export interface WorkloadCounters {
   samples: string[];
 }
 
-const WRITE_FRACTION: Record<PatternName, number> = { seq: 0.5, random: 0.3, hotset: 0.3, 'write-heavy': 0.8, sweep: 1 };
+const WRITE_FRACTION: Record<Exclude<PatternName, 'memcpy'>, number> = { seq: 0.5, random: 0.3, hotset: 0.3, 'write-heavy': 0.8, sweep: 1 };
 
 export function stampTag(blobId: number, page: number): number {
   return (((blobId & 0x3ff) << 22) | (page & 0x3f_ffff)) >>> 0;
@@ -70,6 +73,7 @@ export class Workload {
     this.cursor = Math.floor((this.totalPages * vcpu) / vcpus);
     this.sweepEnd = Math.floor((this.totalPages * (vcpu + 1)) / vcpus);
     this.hot = Math.max(1, Math.min(spec.hotPages ?? 64, this.totalPages));
+    if (spec.pattern === 'memcpy') throw new Error('workload: memcpy is MemcpyWorkload (memcpy.ts)');
     this.writeFraction = WRITE_FRACTION[spec.pattern];
   }
 
@@ -120,6 +124,7 @@ export class Workload {
         return this.random() < 0.9 ? this.randomBelow(this.hot) : this.randomBelow(this.totalPages);
       case 'random':
       case 'write-heavy':
+      case 'memcpy': // never constructed with it (see the constructor)
         return this.randomBelow(this.totalPages);
     }
   }

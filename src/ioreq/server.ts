@@ -26,6 +26,7 @@ import { latencyHistogram, record, type Histogram } from '../telemetry/histogram
 import type { Logger } from '../telemetry/log.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
 import { BAD_IOREQ_NAMES, BadIoreq, allOnes, validateIoreq } from './validate.js';
+import { isStringAccess, repExtent } from './rep.js';
 
 /** What a handler fills in: data for a read, or `retry` to have the vCPU re-execute. */
 export interface IoAnswer {
@@ -39,6 +40,11 @@ export interface IoRegion {
   readonly start: number;
   /** Exclusive. */
   readonly end: number;
+  /**
+   * The handler serves string requests (count > 1, data_is_ptr). Others never see one: the server
+   * refuses it (counted as `string_unsupported`), so a register file cannot be fed a guest pointer.
+   */
+  readonly acceptsStrings?: boolean;
   handle(req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void>;
 }
 
@@ -74,8 +80,11 @@ export class IoreqServer {
   private readonly reqs: Ioreq[];
   private readonly answers: IoAnswer[];
   private readonly started: Float64Array;
+  /** Guest RAM size, the bound every data_is_ptr request is checked against. */
+  private readonly ramBytes: number;
 
   constructor(private readonly hv: HypervisorPort, private readonly log: Logger) {
+    this.ramBytes = hv.guestMemory().size;
     this.rlog = new RateLimitedLog(log);
     this.portOfVcpu = new Int32Array(hv.vcpus);
     this.reqs = Array.from({ length: hv.vcpus }, emptyIoreq);
@@ -151,17 +160,22 @@ export class IoreqServer {
       this.complete(v, req, ans);
       return;
     }
-    const bad = validateIoreq(req);
+    const bad = validateIoreq(req, this.ramBytes);
     if (bad !== BadIoreq.None) {
       this.refuse(v, req, ans, bad);
       return;
     }
-    const region = this.find(req.addr);
-    if (!region || req.addr + req.size * req.count > region.end) {
+    const ext = repExtent(req);
+    const region = this.find(ext.mmioFirst);
+    if (!region || ext.mmioFirst + ext.bytes > region.end) {
       this.counters.unclaimed++;
       this.rlog.warn('unclaimed', { addr: req.addr.toString(16), size: req.size }, 'ioreq outside every region');
       this.fillAllOnes(req, ans);
       this.complete(v, req, ans);
+      return;
+    }
+    if (region.acceptsStrings !== true && isStringAccess(req)) {
+      this.refuse(v, req, ans, BadIoreq.StringUnsupported);
       return;
     }
     let pending: void | Promise<void>;
@@ -212,7 +226,9 @@ export class IoreqServer {
     if (!page || !ev) return;
     // Never send the retry state to a hypervisor that did not advertise it: stock Xen kills the guest.
     const retry = ans.retry && this.hv.caps.retry;
-    if (req.dir === IOREQ_READ && !retry) page.writeData(v, ans.lo, ans.hi);
+    // A data_is_ptr read already landed in guest RAM; Xen does not consume `data` for it
+    // (wait_for_io: ioreq_needs_completion() is false), so the slot keeps the pointer, as with QEMU.
+    if (req.dir === IOREQ_READ && !req.dataIsPtr && !retry) page.writeData(v, ans.lo, ans.hi);
     if (!page.transitionState(v, STATE_IOREQ_INPROCESS, retry ? STATE_IORESP_RETRY : STATE_IORESP_READY)) {
       this.counters.slotLost++;
       this.rlog.warn('slot-lost', { vcpu: v }, 'ioreq slot left INPROCESS while being served');

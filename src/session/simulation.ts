@@ -16,6 +16,7 @@ import { formatNs, summarize, type Histogram, type LatencySummary } from '../tel
 import type { Logger } from '../telemetry/log.js';
 import { native } from '../native/index.js';
 import { waiterFloor } from '../bench/floor.js';
+import type { StringFault } from '../bar/string-access.js';
 
 export interface SimRunOptions {
   /** sim (default): everything simulated; linux: the real kernel helper and a DRM device. */
@@ -44,7 +45,7 @@ export interface SimRunOptions {
   /** Model stock Xen (no retry state). */
   readonly stockXen?: boolean;
   /** Test-only fault injection. */
-  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions };
+  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions; readonly stringFault?: StringFault };
   /** Stop early once this returns true (checked with every progress tick). */
   readonly until?: (p: Progress) => boolean;
 }
@@ -89,6 +90,9 @@ export interface RunSummary {
   retries: number;
   emulated: number;
   forward_progress: number;
+  /** String requests (rep MOVS/STOS) the back-end emulated, and copies it redid after a race. */
+  string_copies: number;
+  string_redos: number;
   revokes: number;
   revoked_pages: number;
   invalidations: number;
@@ -159,6 +163,27 @@ const GUEST_RAM = 4 << 20;
 const FIRST_GUEST_RESOURCE = 10;
 const BAR_BASE = 0x1_0000_0000; // 4 GiB: above RAM, 2 MiB aligned (superpages possible)
 
+/** Each blob sits at a 2 MiB-aligned offset so superpages are possible when frames allow. */
+function blobStride(blobPages: number): number {
+  return Math.ceil(blobPages / HUGE_PAGES) * HUGE_PAGES;
+}
+
+/**
+ * The simulated machine a run needs: the blobs, then the guest's shmem page and a probe blob in
+ * the BAR; host memory for every blob, one spare blob's worth for a migration in flight, and slack
+ * for shmem and probes. `xvgpu run` checks it against the simulator's limits before starting.
+ */
+export function simMachine(o: Pick<SimRunOptions, 'vcpus' | 'blobs' | 'blobSize'>): MachineConfig {
+  const blobPages = o.blobSize / PAGE_SIZE;
+  return {
+    vcpus: o.vcpus,
+    barBase: BAR_BASE,
+    barPages: blobStride(blobPages) * o.blobs + 2 * HUGE_PAGES,
+    hostFrames: blobPages * (o.blobs + 1) + 4 * HUGE_PAGES,
+    guestRamBytes: GUEST_RAM,
+  };
+}
+
 /** Pins the calling (server) thread per `pin`; returns the placement and how to undo it. */
 function placeThreads(pin: 'auto' | 'none' | undefined): { pinned: RunSummary['pinned']; restore: () => void } {
   const cpus = native.getAffinity();
@@ -179,22 +204,18 @@ export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: 
 
 async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinned'], onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<RunSummary> {
   const blobPages = o.blobSize / PAGE_SIZE;
-  // Each blob sits at a 2 MiB-aligned offset so superpages are possible when frames allow; the
-  // guest's shmem page and a probe blob follow the workload blobs.
-  const stride = Math.ceil(blobPages / HUGE_PAGES) * HUGE_PAGES;
-  const extra = 2 * HUGE_PAGES;
-  const machine: MachineConfig = {
-    vcpus: o.vcpus,
-    barBase: BAR_BASE,
-    barPages: stride * o.blobs + extra,
-    // Every blob, one spare blob's worth for a migration in flight, and slack for shmem and probes.
-    hostFrames: blobPages * (o.blobs + 1) + 4 * HUGE_PAGES,
-    guestRamBytes: GUEST_RAM,
-  };
+  const stride = blobStride(blobPages);
+  const machine = simMachine(o);
   const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}), ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
+  const stringFault = o.inject?.stringFault;
   const backend = new Backend(
     platform.ports,
-    { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, strategy: o.strategy ?? 'fault', mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
+    {
+      barBase: BAR_BASE,
+      barPages: machine.barPages,
+      policy: { ...DEFAULT_POLICY, strategy: o.strategy ?? 'fault', mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages },
+      ...(stringFault ? { injectStringFault: stringFault } : {}),
+    },
     log,
   );
   backend.start();
@@ -281,6 +302,8 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     retries: c.retries,
     emulated: c.emulated,
     forward_progress: c.forwardProgress,
+    string_copies: c.strings,
+    string_redos: c.stringRedos,
     revokes: c.revokes,
     revoked_pages: c.revokedPages,
     invalidations: c.invalidations,

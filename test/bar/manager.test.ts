@@ -85,15 +85,16 @@ describe('BarManager fault policy', () => {
     expect((await exchange(f.platform, 1, { addr: BAR_BASE + P, dir: IOREQ_READ })).state).toBe(STATE_IORESP_RETRY);
   });
 
-  it('reads holes in the BAR as all ones and refuses rep accesses', async () => {
-    f = fixture({ mode: 'retry' });
+  it('reads holes in the BAR as all ones; a rep fault in retry mode maps and retries like any other', async () => {
+    f = fixture({ mode: 'retry', faultAround: 1, hugePages: false });
     const blob = f.backend.createBlob(4 * P);
     f.backend.mapBlob(blob.id, 0);
     const hole = await exchange(f.platform, 0, { addr: BAR_BASE + 100 * P, dir: IOREQ_READ });
     expect([hole.state, hole.dataLo, hole.dataHi]).toEqual([STATE_IORESP_READY, 0xffff_ffff, 0xffff_ffff]);
-    const rep = await exchange(f.platform, 0, { addr: BAR_BASE, dir: IOREQ_READ, count: 4 });
-    expect(rep.state).toBe(STATE_IORESP_READY);
-    expect(f.backend.bar.counters).toMatchObject({ holes: 1, rejected: 1, faults: 0 });
+    const rep = await exchange(f.platform, 0, { addr: BAR_BASE + P, dir: IOREQ_READ, count: 4, dataIsPtr: true, dataLo: 0x100 });
+    expect(rep.state).toBe(STATE_IORESP_RETRY);
+    expect(p2mFrame(f, 1)).toBe(f.platform.simGpu.frameOf(blob.bo, 1));
+    expect(f.backend.bar.counters).toMatchObject({ holes: 1, rejected: 0, faults: 1, retries: 1, strings: 0 });
   });
 
   it('revokes every mapped page before RESOURCE_UNMAP_BLOB returns', async () => {

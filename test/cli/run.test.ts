@@ -28,6 +28,8 @@ describe('xvgpu CLI', () => {
     [['run', 'extra'], /unexpected argument 'extra'/],
     [['run', '--stock-xen'], /--mode emulate/],
     [['run', '--platform', 'kvm'], /--platform must be one of sim, linux, xen/],
+    [['run', '--blobs', '3', '--blob-size', '1G'], /--blobs 3 x --blob-size 1G needs 4104 MiB of simulated host memory .* up to 4096 MiB/],
+    [['run', '--blobs', '256', '--blob-size', '16M', '--platform', 'linux'], /needs 4.* MiB of simulated host memory/],
     [['run', '--pin', 'cpu3'], /--pin must be one of auto, none/],
     [['run', '--platform', 'linux', '--duration', '1'], /--platform linux needs the kernel helper .*ENOENT/],
     [['bench', 'warp'], /unknown benchmark 'warp'/],

@@ -88,7 +88,11 @@ describe('IoreqServer', () => {
     const { p, server, seen } = setup();
     current = p;
     const bad = [
-      { size: 3 }, { count: 0 }, { count: 9999 }, { dataIsPtr: true }, { type: IOREQ_TYPE_PIO }, { addr: REGION + 0xffc }, { type: 42 },
+      { size: 3 }, { count: 0 }, { count: 9999 }, { type: IOREQ_TYPE_PIO }, { addr: REGION + 0xffc }, { type: 42 },
+      { count: 2 }, // a rep read into one register: no emulator path sends it
+      { count: 2, dataIsPtr: true, dataLo: 1 << 20 }, // a pointer past the end of guest RAM
+      { count: 2, dataIsPtr: true, dataLo: 0x1ff8 }, // a rep whose RAM side crosses a page
+      { dataIsPtr: true, dataLo: 0x100 }, // legitimate, but this region is a register file
     ];
     for (const b of bad) {
       const r = await exchange(p, 0, { addr: REGION, dir: IOREQ_READ, ...b });
@@ -96,7 +100,7 @@ describe('IoreqServer', () => {
       expect(r.dataLo).not.toBe(0x1234);
     }
     expect(server.counters.bad).toBe(bad.length);
-    expect(Object.keys(server.counters.badByReason).sort()).toEqual(['count', 'crosses_page', 'data_is_ptr', 'pio', 'size', 'type']);
+    expect(Object.keys(server.counters.badByReason).sort()).toEqual(['count', 'crosses_page', 'pio', 'ptr_crosses_page', 'ptr_outside_ram', 'rep_read', 'size', 'string_unsupported', 'type']);
     expect(seen).toEqual([]);
     // ...and it keeps serving good requests.
     expect((await exchange(p, 0, { addr: REGION, dir: IOREQ_READ })).dataLo).toBe(0x1234);

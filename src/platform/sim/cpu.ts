@@ -23,6 +23,7 @@ import {
   STATE_IORESP_RETRY,
   emptyIoreq,
 } from '../../xen/abi/ioreq.js';
+import { xenMmioChunks, xenRepMovsCount } from './xen-emulate.js';
 import { CTL_FLUSH_EPOCH, CTL_STOP, MachineViews, PAGE_SHIFT, PAGE_SIZE, RUN_BLOCKED, RUN_RUNNING, type MachineBuffers, type MachineConfig } from './machine.js';
 
 /** Thrown out of an access when the domain must die (Xen's domain_crash on a bad ioreq state). */
@@ -70,12 +71,16 @@ export class SimCpu {
   private readonly barBase: number;
   private readonly barEnd: number;
   private readonly req = emptyIoreq();
+  /** Guest RAM, which the vCPU reaches directly (the RAM side of string and vector moves). */
+  private readonly ram: DataView;
+  private readonly piece = { lo: 0, hi: 0 };
 
   constructor(config: MachineConfig, buffers: MachineBuffers, readonly vcpu: number, readonly memory: BarMemory, private readonly opts: CpuOptions) {
     this.views = new MachineViews(config, buffers);
     this.page = new IoreqPage(buffers.ioreq, 0, config.vcpus);
     this.barBase = config.barBase;
     this.barEnd = config.barBase + config.barPages * PAGE_SIZE;
+    this.ram = new DataView(buffers.ram);
   }
 
   online(): void {
@@ -131,6 +136,123 @@ export class SimCpu {
     this.access(gpa, 4, true, v >>> 0, 0);
   }
 
+  // --- string and vector moves (what a guest's memcpy to or from a BAR page executes) -----------
+
+  /**
+   * `rep movs` of `reps` elements of `size` bytes from `src` to `dst`, one of them guest RAM and
+   * the other the BAR; with `df` the elements go down from the given (highest) addresses. Elements
+   * on a mapped BAR page run natively; an unmapped one traps, and Xen sends one ioreq for as many
+   * elements as its clips allow (xenRepMovsCount), with data_is_ptr = 1 and data = the RAM address.
+   * IORESP_READY: the emulator did `count` elements; IORESP_RETRY: the instruction re-executes.
+   */
+  repMovs(dst: number, src: number, size: 4 | 8, reps: number, df: boolean): void {
+    const toBar = this.inBar(dst, size);
+    if (toBar === this.inBar(src, size)) throw new Error('sim rep movs: exactly one side must be the BAR');
+    this.counters.accesses++;
+    let i = 0;
+    while (i < reps) {
+      this.memory.beforeAccess(); // each iteration is an interruptible step of the instruction
+      const step = (df ? -i : i) * size;
+      const bar = (toBar ? dst : src) + step;
+      const ram = (toBar ? src : dst) + step;
+      if (this.movsElementNatively(bar, ram, size, toBar)) {
+        i++;
+        continue;
+      }
+      const count = xenRepMovsCount(bar, ram, size, reps - i, df);
+      const first = df ? bar - (count - 1) * size : bar;
+      if (!this.views.serverClaims(first, count * size)) {
+        this.counters.unclaimed++; // Xen's null handler: reads give all ones, writes vanish
+        if (!toBar) new Uint8Array(this.ram.buffer, df ? ram - (count - 1) * size : ram, count * size).fill(0xff);
+        i += count;
+        continue;
+      }
+      const state = this.exchange(bar, size, count, toBar, ram % 0x1_0000_0000, Math.floor(ram / 0x1_0000_0000), true, df);
+      if (state === STATE_IORESP_RETRY) this.counters.retries++;
+      else i += count;
+    }
+  }
+
+  /** A 16- or 32-byte vector store (movdqa / vmovdqa) of `from` to the BAR at `gpa`, aligned to its size. */
+  vectorStore(gpa: number, from: Uint8Array): void {
+    this.vector(gpa, from, true);
+  }
+
+  /** A 16- or 32-byte vector load from the BAR at `gpa` into `into`, aligned to its size. */
+  vectorLoad(gpa: number, into: Uint8Array): void {
+    this.vector(gpa, into, false);
+  }
+
+  /**
+   * One vector instruction: natively on a mapped page; otherwise Xen emulates it and sends one
+   * count-1 ioreq per chunk (xenMmioChunks: 8-byte pieces for an aligned 16/32-byte access). A
+   * retry answer restarts the whole instruction, which then finds the page mapped.
+   */
+  private vector(gpa: number, buf: Uint8Array, write: boolean): void {
+    const bytes = buf.byteLength;
+    if ((bytes !== 16 && bytes !== 32) || gpa % bytes !== 0 || !this.inBar(gpa, bytes)) throw new Error(`sim vector access: ${bytes} bytes at ${gpa.toString(16)} (aligned 16/32 inside the BAR)`);
+    const dv = new DataView(buf.buffer, buf.byteOffset, bytes);
+    this.counters.accesses++;
+    for (;;) {
+      this.memory.beforeAccess();
+      if (this.vectorNatively(gpa, dv, write)) return;
+      if (!this.views.serverClaims(gpa, bytes)) {
+        this.counters.unclaimed++;
+        if (!write) buf.fill(0xff);
+        return;
+      }
+      if (this.vectorByIoreqs(gpa, dv, write)) return;
+      this.counters.retries++;
+    }
+  }
+
+  /** All pieces of an aligned vector share one page, hence one translation. */
+  private vectorNatively(gpa: number, dv: DataView, write: boolean): boolean {
+    for (let off = 0; off < dv.byteLength; off += 8) {
+      const lo = write ? dv.getUint32(off, true) : 0;
+      const hi = write ? dv.getUint32(off + 4, true) : 0;
+      if (!this.memory.access(gpa + off, 8, write, lo, hi, this.piece)) {
+        if (off === 0) return false;
+        throw new Error('sim vector access: page unmapped in the middle of one instruction');
+      }
+      if (!write) {
+        dv.setUint32(off, this.piece.lo, true);
+        dv.setUint32(off + 4, this.piece.hi, true);
+      }
+    }
+    return true;
+  }
+
+  /** Sends the chunks in order; false as soon as one is answered "retry". */
+  private vectorByIoreqs(gpa: number, dv: DataView, write: boolean): boolean {
+    for (const [off, size] of xenMmioChunks(gpa, dv.byteLength)) {
+      const lo = write ? readLe(dv, off, Math.min(size, 4)) : 0;
+      const hi = write && size === 8 ? dv.getUint32(off + 4, true) : 0;
+      if (this.exchange(gpa + off, size, 1, write, lo, hi, false, false) === STATE_IORESP_RETRY) return false;
+      if (!write) {
+        writeLe(dv, off, Math.min(size, 4), this.lo);
+        if (size === 8) dv.setUint32(off + 4, this.hi, true);
+      }
+    }
+    return true;
+  }
+
+  /** One element of a rep movs against a mapped BAR page; false when the page is not mapped. */
+  private movsElementNatively(bar: number, ram: number, size: 4 | 8, toBar: boolean): boolean {
+    const lo = toBar ? this.ram.getUint32(ram, true) : 0;
+    const hi = toBar && size === 8 ? this.ram.getUint32(ram + 4, true) : 0;
+    if (!this.memory.access(bar, size, toBar, lo, hi, this.piece)) return false;
+    if (!toBar) {
+      this.ram.setUint32(ram, this.piece.lo, true);
+      if (size === 8) this.ram.setUint32(ram + 4, this.piece.hi, true);
+    }
+    return true;
+  }
+
+  private inBar(gpa: number, size: number): boolean {
+    return gpa >= this.barBase && gpa + size <= this.barEnd;
+  }
+
   private access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number): void {
     this.counters.accesses++;
     for (;;) {
@@ -150,22 +272,30 @@ export class SimCpu {
   }
 
   /** Posts an ioreq and blocks; returns true when the answer is "retry". */
-  private ioreq(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number): boolean {
+  private ioreq(gpa: number, size: number, write: boolean, lo: number, hi: number): boolean {
+    return this.exchange(gpa, size, 1, write, lo, hi, false, false) === STATE_IORESP_RETRY;
+  }
+
+  /**
+   * Xen's ioreq_send() + wait_for_io() for this vCPU: posts the request, blocks until it is answered
+   * and returns the answer's state; a read's data lands in `lo` / `hi`.
+   */
+  private exchange(addr: number, size: number, count: number, write: boolean, lo: number, hi: number, dataIsPtr: boolean, df: boolean): number {
     const v = this.vcpu;
     const port = Atomics.load(this.views.ctl, this.views.boundPortIndex(v));
     if (port === 0) throw new DomainCrash(`vCPU ${v}: ioreq with no server port bound`);
     if (this.page.loadState(v) !== STATE_IOREQ_NONE) throw new DomainCrash(`vCPU ${v}: device model set bad IO state`);
     const r = this.req;
-    r.addr = gpa;
-    r.dataLo = write ? lo : 0;
-    r.dataHi = write ? hi : 0;
-    r.count = 1;
+    r.addr = addr;
+    r.dataLo = write || dataIsPtr ? lo : 0;
+    r.dataHi = write || dataIsPtr ? hi : 0;
+    r.count = count;
     r.size = size;
     r.vpEport = this.page.readVpEport(v);
     r.state = STATE_IOREQ_READY;
-    r.dataIsPtr = false;
+    r.dataIsPtr = dataIsPtr;
     r.dir = write ? IOREQ_WRITE : IOREQ_READ;
-    r.df = false;
+    r.df = df;
     r.type = IOREQ_TYPE_COPY;
     this.counters.ioreqs++;
     const t0 = performance.now();
@@ -173,7 +303,8 @@ export class SimCpu {
     this.page.post(v, r);
     this.views.sendToServer(port);
     const state = this.waitForAnswer();
-    if (state === STATE_IORESP_READY && !write) {
+    // With data_is_ptr the emulator already wrote guest RAM; `data` is not consumed (ioreq_needs_completion).
+    if (state === STATE_IORESP_READY && !write && !dataIsPtr) {
       this.page.read(v, r);
       this.lo = r.dataLo;
       this.hi = r.dataHi;
@@ -182,7 +313,7 @@ export class SimCpu {
     this.page.transitionState(v, state, STATE_IOREQ_NONE);
     this.views.setRunState(v, RUN_RUNNING);
     this.opts.onIoreqDone?.((performance.now() - t0) * 1e6);
-    return state === STATE_IORESP_RETRY;
+    return state;
   }
 
   private waitForAnswer(): number {
@@ -268,4 +399,14 @@ export class SimP2mMemory implements BarMemory {
     this.tlbEpoch[idx] = this.localEpoch;
     return frame;
   }
+}
+
+function readLe(dv: DataView, off: number, size: number): number {
+  return size === 4 ? dv.getUint32(off, true) : size === 2 ? dv.getUint16(off, true) : dv.getUint8(off);
+}
+
+function writeLe(dv: DataView, off: number, size: number, v: number): void {
+  if (size === 4) dv.setUint32(off, v, true);
+  else if (size === 2) dv.setUint16(off, v & 0xffff, true);
+  else dv.setUint8(off, v & 0xff);
 }
