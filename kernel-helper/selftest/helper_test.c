@@ -684,6 +684,24 @@ TEST(huge_only_when_the_run_fits)
 	close(fd);
 }
 
+/*
+ * Anonymous memory backed by a transparent huge page maps page by page (no TRY_HUGE): GUP handles
+ * a huge PMD, the PTE walk meant for VM_PFNMAP (follow_pte) refuses it.
+ */
+TEST(thp_backed_anon_maps)
+{
+	int fd = open_bound(), range;
+	uint64_t *mem = thp_area(), v = 0;
+
+	ASSERT_LE(0, fd);
+	ASSERT_NE(NULL, mem);
+	range = reg(fd, mem, 1024 * PAGE);
+	ASSERT_EQ(0, map(fd, range, G0 + 7, 7, 4));
+	EXPECT_EQ(0, guest_rw(fd, G0 + 9, 0, &v, 0));
+	EXPECT_EQ(0xC0DE0000ULL + 9, v);
+	close(fd);
+}
+
 /* ---- permissions: never a writable entry the process could not write itself --------------- */
 
 /* A page COW-shared with a child: the guest's write must not reach the child's copy. */
@@ -1083,7 +1101,7 @@ TEST(race_no_stale_reads)
 	run_race(_metadata, &r);
 	printf("# race: %lu guest reads, %lu guest faults, %lu stale\n", r.reads, r.faults, r.stale);
 	EXPECT_LT(1000u, r.reads) TH_LOG("the race did not race");
-	EXPECT_LT(100u, r.faults);
+	EXPECT_LT(10u, r.faults) TH_LOG("no revocation raced a read");
 	EXPECT_EQ(0u, r.stale);
 }
 
