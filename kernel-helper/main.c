@@ -32,32 +32,45 @@ static void ev_push(struct xh_ctx *ctx, const struct xvgpu_event *ev)
 	ctx->ev_count++;
 }
 
+static struct xvgpu_event *ev_newest(struct xh_ctx *ctx, unsigned int back)
+{
+	return &ctx->ring[(ctx->ev_head + ctx->ev_count - 1 - back) % XH_EVENT_RING];
+}
+
 /*
  * Queues an invalidation event. When XH_EVENT_RING - 2 are waiting, the next one becomes an
- * OVERFLOW event (as inotify's IN_Q_OVERFLOW) that counts every event lost while it is the newest:
- * the reader learns in-band, at the right place in the stream, how many it missed. Revocation
- * itself never waits for the reader.
+ * OVERFLOW event (as inotify's IN_Q_OVERFLOW) that counts every event lost while it is the newest
+ * (or just before the FATAL event): the reader learns in-band, at the place of the gap, how many
+ * it missed. Slot budget: normal events up to RING - 2, one OVERFLOW at a time, one FATAL ever.
+ * Revocation itself never waits for the reader.
  */
 void xh_queue_event(struct xh_ctx *ctx, const struct xvgpu_event *ev)
 {
+	struct xvgpu_event *ov;
 	unsigned long flags;
 
 	spin_lock_irqsave(&ctx->ev_lock, flags);
 	if (ctx->ev_count < XH_EVENT_RING - 2) {
 		ev_push(ctx, ev);
-	} else {
-		struct xvgpu_event *last = &ctx->ring[(ctx->ev_head + ctx->ev_count - 1) % XH_EVENT_RING];
-
-		if (last->event != XVGPU_EVENT_OVERFLOW) {
-			struct xvgpu_event ov = { .event = XVGPU_EVENT_OVERFLOW, .start_ns = ev->start_ns };
-
-			ev_push(ctx, &ov);
-			last = &ctx->ring[(ctx->ev_head + ctx->ev_count - 1) % XH_EVENT_RING];
-		}
-		last->count++;
-		last->done_ns = ev->done_ns;
-		ctx->ev_dropped++;
+		goto out;
 	}
+	ov = ev_newest(ctx, 0);
+	if (ov->event == XVGPU_EVENT_FATAL)
+		ov = ev_newest(ctx, 1); /* ev_count >= RING - 2 > 1 */
+	if (ov->event != XVGPU_EVENT_OVERFLOW) {
+		struct xvgpu_event fresh = { .event = XVGPU_EVENT_OVERFLOW, .start_ns = ev->start_ns };
+
+		if (WARN_ON_ONCE(ctx->ev_count == XH_EVENT_RING)) { /* the budget above rules it out */
+			ctx->ev_dropped++;
+			goto out;
+		}
+		ev_push(ctx, &fresh);
+		ov = ev_newest(ctx, 0);
+	}
+	ov->count++;
+	ov->done_ns = ev->done_ns;
+	ctx->ev_dropped++;
+out:
 	spin_unlock_irqrestore(&ctx->ev_lock, flags);
 	wake_up_interruptible(&ctx->wq);
 }

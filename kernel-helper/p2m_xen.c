@@ -150,7 +150,7 @@ static int xen_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n)
 	int ret = 0;
 
 	for (i = 1; i <= n; i++) {
-		if (i < n && m[i] && m[i] == m[i - 1] + 1)
+		if (i < n && m[i] && m[i - 1] && m[i] == m[i - 1] + 1)
 			continue;
 		if (m[start]) {
 			u64 mfn = m[start] - 1;

@@ -881,6 +881,50 @@ TEST_F(fail_unmap, failed_removal_fails_closed)
 	munmap(mem, 8 * PAGE);
 }
 
+/*
+ * A full ring, then FATAL, then more invalidations: the ring never holds more than it has slots,
+ * FATAL is there, and every lost event is counted by the one OVERFLOW event.
+ */
+TEST_F(fail_unmap, overflow_and_fatal_share_the_ring)
+{
+	int fd = open_bound(), range, i, n = 0, normal = 0, overflow = 0, fatal = 0;
+	uint64_t *mem = anon(8), lost = 0;
+	struct xvgpu_event evs[64];
+	struct pollfd p = { .events = POLLIN };
+	ssize_t got;
+	const int events = 4100;
+
+	ASSERT_LE(0, fd);
+	p.fd = fd;
+	range = reg(fd, mem, 8 * PAGE);
+	for (i = 0; i < events; i++) {
+		ASSERT_EQ(0, map(fd, range, G0, 0, 1));
+		ASSERT_EQ(0, madvise(mem, PAGE, MADV_DONTNEED));
+	}
+	ASSERT_EQ(0, map(fd, range, G0 + 2, 2, 4));
+	ASSERT_EQ(0, madvise(mem + 2 * PAGE / 8, PAGE, MADV_DONTNEED)); /* G0 + 2: refused, FATAL */
+	for (i = 3; i < 6; i++) /* three more events after FATAL: lost, and counted */
+		ASSERT_EQ(0, madvise(mem + i * PAGE / 8, PAGE, MADV_DONTNEED));
+	while (poll(&p, 1, 0) == 1 && (got = read(fd, evs, sizeof(evs))) > 0) {
+		for (i = 0; i < got / (ssize_t)sizeof(evs[0]); i++, n++) {
+			if (evs[i].event == XVGPU_EVENT_OVERFLOW) {
+				overflow++;
+				lost += evs[i].count;
+			} else if (evs[i].event == XVGPU_EVENT_FATAL) {
+				fatal++;
+			} else {
+				normal++;
+			}
+		}
+	}
+	EXPECT_GE(4096, n) TH_LOG("read %d events from a 4096-slot ring", n);
+	EXPECT_EQ(1, fatal);
+	EXPECT_EQ(1, overflow);
+	EXPECT_EQ(events + 3, normal + (int)lost) TH_LOG("%d read + %llu lost", normal, (unsigned long long)lost);
+	close(fd);
+	munmap(mem, 8 * PAGE);
+}
+
 /* ---- test-only surfaces --------------------------------------------------------------------- */
 
 TEST(test_parameters_are_load_time_only)
