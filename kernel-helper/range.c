@@ -24,7 +24,6 @@
 #include "helper.h"
 
 #define XH_MAP_TIMEOUT_MS 1000
-#define XH_MAX_RANGES 4096 /* per fd (REGISTER scans them for overlaps) */
 
 /*
  * TEST ONLY, load time only (0444): invalidations leave the p2m alone, so the race test must report
@@ -739,7 +738,8 @@ static void free_range(struct xh_range *r)
 	kfree(r);
 }
 
-/* Per fd: at most XH_MAX_RANGES ranges and XVGPU_MAX_REGISTERED_PAGES pages in all (-E2BIG). */
+/* Per fd: at most XVGPU_MAX_RANGES ranges (REGISTER scans them for overlaps) and
+ * XVGPU_MAX_REGISTERED_PAGES pages in all (-E2BIG). */
 int xh_register(struct xh_ctx *ctx, struct xvgpu_register *arg)
 {
 	unsigned long pages = arg->length >> PAGE_SHIFT;
@@ -766,9 +766,9 @@ int xh_register(struct xh_ctx *ctx, struct xvgpu_register *arg)
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = xa_alloc(&ctx->ranges, &id, r, XA_LIMIT(1, XH_MAX_RANGES), GFP_KERNEL_ACCOUNT);
+	ret = xa_alloc(&ctx->ranges, &id, r, XA_LIMIT(1, XVGPU_MAX_RANGES), GFP_KERNEL_ACCOUNT);
 	if (ret == -EBUSY)
-		ret = -E2BIG; /* XH_MAX_RANGES ranges already */
+		ret = -E2BIG; /* XVGPU_MAX_RANGES ranges already */
 	if (ret)
 		goto fail;
 	r->id = id;

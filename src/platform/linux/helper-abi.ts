@@ -22,6 +22,7 @@ export const EVENT_FATAL = 0x10001;
 /** Limits the module enforces (-E2BIG past them) and the first Xen domid that is not a guest. */
 export const MAX_WINDOW_PAGES = 2 ** 22;
 export const MAX_REGISTERED_PAGES = 2 ** 22;
+export const MAX_RANGES = 4096;
 export const DOMID_FIRST_RESERVED = 0x7ff0;
 
 export const SIZEOF = {

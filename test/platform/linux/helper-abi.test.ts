@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DOMID_FIRST_RESERVED, EVENT_FATAL, EVENT_OFF, EVENT_OVERFLOW, HELPER_IOCTL, MAP_ACCESS, MAP_NO_INSTALL, MAP_OFF, MAP_TRY_HUGE,
-  MAP_WRITE, MAX_REGISTERED_PAGES, MAX_WINDOW_PAGES, SIZEOF, STATS_OFF,
+  MAP_WRITE, MAX_RANGES, MAX_REGISTERED_PAGES, MAX_WINDOW_PAGES, SIZEOF, STATS_OFF,
 } from '../../../src/platform/linux/helper-abi.js';
 import { runC } from '../../support/c-layout.js';
 
@@ -31,9 +31,9 @@ int main(void) {
   printf("\\"event\\": [%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu],\\n", O(xvgpu_event, range_id), O(xvgpu_event, event), O(xvgpu_event, first_page),
     O(xvgpu_event, pages), O(xvgpu_event, revoked), O(xvgpu_event, seq), O(xvgpu_event, start_ns), O(xvgpu_event, done_ns),
     O(xvgpu_event, count));
-  printf("\\"consts\\": [%lu,%lu,%lu,%lu,%lu,%lu,%llu,%llu,%lu]}\\n", (unsigned long)XVGPU_EVENT_OVERFLOW, (unsigned long)XVGPU_EVENT_FATAL,
+  printf("\\"consts\\": [%lu,%lu,%lu,%lu,%lu,%lu,%llu,%llu,%lu,%lu]}\\n", (unsigned long)XVGPU_EVENT_OVERFLOW, (unsigned long)XVGPU_EVENT_FATAL,
     (unsigned long)XVGPU_MAP_TRY_HUGE, (unsigned long)XVGPU_MAP_ACCESS, (unsigned long)XVGPU_MAP_WRITE, (unsigned long)XVGPU_MAP_NO_INSTALL,
-    (unsigned long long)XVGPU_MAX_WINDOW_PAGES, (unsigned long long)XVGPU_MAX_REGISTERED_PAGES, (unsigned long)XVGPU_DOMID_FIRST_RESERVED);
+    (unsigned long long)XVGPU_MAX_WINDOW_PAGES, (unsigned long long)XVGPU_MAX_REGISTERED_PAGES, (unsigned long)XVGPU_DOMID_FIRST_RESERVED, (unsigned long)XVGPU_MAX_RANGES);
   return 0;
 }`;
 
@@ -55,6 +55,6 @@ describe('kernel helper UAPI codecs match xvgpu_helper.h', () => {
 
   it('has the same event types, MAP flags, limits and reserved domid', () => {
     expect(c.consts).toEqual([EVENT_OVERFLOW, EVENT_FATAL, MAP_TRY_HUGE, MAP_ACCESS, MAP_WRITE, MAP_NO_INSTALL, MAX_WINDOW_PAGES,
-      MAX_REGISTERED_PAGES, DOMID_FIRST_RESERVED]);
+      MAX_REGISTERED_PAGES, DOMID_FIRST_RESERVED, MAX_RANGES]);
   });
 });

@@ -11,9 +11,9 @@
  * fd can only ever map into that domain's BAR GFN window. Closing the fd revokes everything.
  *
  * Limits (every kernel allocation sized by user space is bounded and charged to its memory cgroup):
- * a BAR window holds at most XVGPU_MAX_WINDOW_PAGES pages, and the ranges registered on one fd
- * hold at most XVGPU_MAX_REGISTERED_PAGES pages in all (one range can be that large); past either
- * limit the call fails with -E2BIG.
+ * a BAR window holds at most XVGPU_MAX_WINDOW_PAGES pages, and one fd registers at most
+ * XVGPU_MAX_RANGES ranges holding at most XVGPU_MAX_REGISTERED_PAGES pages in all (one range can
+ * be that large); past a limit the call fails with -E2BIG.
  */
 #ifndef _UAPI_LINUX_XVGPU_HELPER_H
 #define _UAPI_LINUX_XVGPU_HELPER_H
@@ -25,6 +25,7 @@
 
 #define XVGPU_MAX_WINDOW_PAGES (1ull << 22)     /* 16 GiB of BAR */
 #define XVGPU_MAX_REGISTERED_PAGES (1ull << 22) /* 16 GiB of buffers per fd */
+#define XVGPU_MAX_RANGES 4096                    /* registered ranges per fd */
 #define XVGPU_DOMID_FIRST_RESERVED 0x7FF0      /* Xen's DOMID_FIRST_RESERVED: not a guest */
 
 enum xvgpu_p2m_backend {
