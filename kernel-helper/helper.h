@@ -7,8 +7,10 @@
  *                    unmap, query, evict). Taken before mmap_lock; callbacks never take it.
  *   ctx->lock        the "driver lock" of the fault/invalidate protocol (test_hmm's mutex, KVM's
  *                    mmu_lock): read_retry + p2m install in MAP, set_seq + p2m removal in the
- *                    invalidate callback, and every soft-p2m access. Never held across mmap_lock,
- *                    a page fault, copy_{to,from}_user, or a sleeping allocation.
+ *                    invalidate callback, every soft-p2m access, and BIND's publication of the
+ *                    binding (GUEST_ACCESS, which does not take ioctl_lock, reads it under this
+ *                    lock). Never held across mmap_lock, a page fault, copy_{to,from}_user, or a
+ *                    sleeping allocation.
  *   ctx->ev_lock     spinlock of the event ring.
  */
 #ifndef XVGPU_HELPER_H
@@ -25,18 +27,28 @@
 
 #define XH_HUGE_PAGES 512
 #define XH_MAX_MAP_PAGES 512
+/* Two slots are kept back: one for the OVERFLOW event, one for the (single) FATAL event. */
 #define XH_EVENT_RING 4096
 
 struct xh_ctx;
 
-/* A p2m back-end. map/unmap take GFN runs; unmap and flush must not fail (revoke never fails). */
+/*
+ * A p2m back-end; map/unmap take GFN runs inside the window. Removal can fail (a hypercall error):
+ * the caller then retries page by page and keeps, and reports, every entry still not removed.
+ */
 struct xh_p2m_ops {
 	const char *name;
+	bool read_only_entries; /* can hold read-only entries (else every entry must be writable) */
 	int (*init)(struct xh_ctx *ctx);
 	void (*fini)(struct xh_ctx *ctx);
-	int (*map)(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n);
-	void (*unmap)(struct xh_ctx *ctx, u64 gfn, unsigned long n);
+	/* 0, or an error with *done = the pages from gfn that are installed all the same. */
+	int (*map)(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n, bool writable,
+		   unsigned long *done);
+	/* 0, or an error; removing an absent entry succeeds, so a retry of a part-done run is safe. */
+	int (*unmap)(struct xh_ctx *ctx, u64 gfn, unsigned long n);
 	void (*flush)(struct xh_ctx *ctx);
+	/* Fail closed after a removal failed: stop the guest from running (best effort, logged). */
+	void (*pause)(struct xh_ctx *ctx);
 };
 
 extern const struct xh_p2m_ops xh_p2m_soft_ops;
@@ -56,7 +68,8 @@ struct xh_range {
 struct xh_ctx {
 	struct mutex ioctl_lock;
 	struct mutex lock;
-	bool bound;
+	bool bound;              /* written under ctx->lock (and ioctl_lock) */
+	bool fatal;              /* a removal failed: guest stopped, MAP refused (under ctx->lock) */
 	u32 domid;
 	u64 first_gfn;
 	u64 pages;
@@ -64,12 +77,15 @@ struct xh_ctx {
 	void *p2m;               /* back-end private */
 	u32 *owner_range;        /* per window page: range id, 0 = unmapped */
 	u32 *owner_page;         /* per window page: page of that range */
+	unsigned long *ro;       /* per window page: the entry is read-only */
 	struct xarray ranges;    /* id -> struct xh_range */
-	u32 next_range;
+	u64 registered_pages;    /* sum of the ranges' pages (under ioctl_lock) */
 	/* events */
 	spinlock_t ev_lock;
 	struct xvgpu_event *ring;
 	unsigned int ev_head, ev_count;
+	bool fatal_queued;
+	u64 ev_dropped;
 	wait_queue_head_t wq;
 	/* stats, under ctx->lock */
 	struct xvgpu_stats st;
@@ -86,6 +102,7 @@ int xh_evict(struct xh_ctx *ctx, struct xvgpu_evict *arg);
 
 /* main.c */
 void xh_queue_event(struct xh_ctx *ctx, const struct xvgpu_event *ev);
+void xh_queue_fatal(struct xh_ctx *ctx, const struct xvgpu_event *ev);
 void xh_hist_add(u64 *hist, u64 ns);
 
 /* p2m_soft.c */

@@ -14,9 +14,10 @@
 
 #include "helper.h"
 
+/* TEST ONLY, load time only (0444): EVICT lets a test stand in for TTM eviction. */
 static bool allow_evict;
 module_param(allow_evict, bool, 0444);
-MODULE_PARM_DESC(allow_evict, "Enable the test-only EVICT ioctl (zaps a range's PTEs)");
+MODULE_PARM_DESC(allow_evict, "TEST ONLY: enable the EVICT ioctl (zaps the caller's own PTEs of a range)");
 
 void xh_hist_add(u64 *hist, u64 ns)
 {
@@ -25,30 +26,79 @@ void xh_hist_add(u64 *hist, u64 ns)
 	hist[min(b, XVGPU_HIST_BUCKETS - 1)]++;
 }
 
+static void ev_push(struct xh_ctx *ctx, const struct xvgpu_event *ev)
+{
+	ctx->ring[(ctx->ev_head + ctx->ev_count) % XH_EVENT_RING] = *ev;
+	ctx->ev_count++;
+}
+
+static struct xvgpu_event *ev_newest(struct xh_ctx *ctx, unsigned int back)
+{
+	return &ctx->ring[(ctx->ev_head + ctx->ev_count - 1 - back) % XH_EVENT_RING];
+}
+
+/*
+ * Queues an invalidation event. When XH_EVENT_RING - 2 are waiting, the next one becomes an
+ * OVERFLOW event (as inotify's IN_Q_OVERFLOW) that counts every event lost while it is the newest
+ * (or just before the FATAL event): the reader learns in-band, at the place of the gap, how many
+ * it missed. Slot budget: normal events up to RING - 2, one OVERFLOW at a time, one FATAL ever.
+ * Revocation itself never waits for the reader.
+ */
 void xh_queue_event(struct xh_ctx *ctx, const struct xvgpu_event *ev)
 {
+	struct xvgpu_event *ov;
 	unsigned long flags;
 
 	spin_lock_irqsave(&ctx->ev_lock, flags);
-	if (ctx->ev_count == XH_EVENT_RING) {
-		/* Full: drop the oldest. Revocation already happened; only the notice is lost. */
-		ctx->ev_head = (ctx->ev_head + 1) % XH_EVENT_RING;
-		ctx->ev_count--;
-		ctx->st.events_dropped++;
+	if (ctx->ev_count < XH_EVENT_RING - 2) {
+		ev_push(ctx, ev);
+		goto out;
 	}
-	ctx->ring[(ctx->ev_head + ctx->ev_count) % XH_EVENT_RING] = *ev;
-	ctx->ev_count++;
+	ov = ev_newest(ctx, 0);
+	if (ov->event == XVGPU_EVENT_FATAL)
+		ov = ev_newest(ctx, 1); /* ev_count >= RING - 2 > 1 */
+	if (ov->event != XVGPU_EVENT_OVERFLOW) {
+		struct xvgpu_event fresh = { .event = XVGPU_EVENT_OVERFLOW, .start_ns = ev->start_ns };
+
+		if (WARN_ON_ONCE(ctx->ev_count == XH_EVENT_RING)) { /* the budget above rules it out */
+			ctx->ev_dropped++;
+			goto out;
+		}
+		ev_push(ctx, &fresh);
+		ov = ev_newest(ctx, 0);
+	}
+	ov->count++;
+	ov->done_ns = ev->done_ns;
+	ctx->ev_dropped++;
+out:
 	spin_unlock_irqrestore(&ctx->ev_lock, flags);
 	wake_up_interruptible(&ctx->wq);
 }
 
+/* Queues the FATAL event once; the slot kept back for it means it cannot be lost to overflow. */
+void xh_queue_fatal(struct xh_ctx *ctx, const struct xvgpu_event *ev)
+{
+	unsigned long flags;
+	bool queued = false;
+
+	spin_lock_irqsave(&ctx->ev_lock, flags);
+	if (!ctx->fatal_queued) {
+		ev_push(ctx, ev);
+		ctx->fatal_queued = true;
+		queued = true;
+	}
+	spin_unlock_irqrestore(&ctx->ev_lock, flags);
+	if (queued)
+		wake_up_interruptible(&ctx->wq);
+}
+
 static int xh_open(struct inode *inode, struct file *file)
 {
-	struct xh_ctx *ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	struct xh_ctx *ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
 
 	if (!ctx)
 		return -ENOMEM;
-	ctx->ring = kvcalloc(XH_EVENT_RING, sizeof(*ctx->ring), GFP_KERNEL);
+	ctx->ring = kvcalloc(XH_EVENT_RING, sizeof(*ctx->ring), GFP_KERNEL_ACCOUNT);
 	if (!ctx->ring) {
 		kfree(ctx);
 		return -ENOMEM;
@@ -73,46 +123,64 @@ static int xh_release(struct inode *inode, struct file *file)
 	xa_destroy(&ctx->ranges);
 	kvfree(ctx->owner_range);
 	kvfree(ctx->owner_page);
+	kvfree(ctx->ro);
 	kvfree(ctx->ring);
 	kfree(ctx);
 	return 0;
 }
 
+static const struct xh_p2m_ops *backend_ops(u32 backend)
+{
+	if (backend == XVGPU_P2M_SOFT)
+		return &xh_p2m_soft_ops;
+	if (backend == XVGPU_P2M_XEN)
+		return &xh_p2m_xen_ops;
+	return NULL;
+}
+
 static int xh_bind(struct xh_ctx *ctx, struct xvgpu_bind *arg)
 {
+	const struct xh_p2m_ops *ops = backend_ops(arg->backend);
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
 	if (ctx->bound)
 		return -EBUSY;
-	if (arg->flags || !arg->pages || arg->pages > (1ull << 28) || arg->first_gfn + arg->pages < arg->first_gfn)
+	if (arg->flags || !ops || !arg->pages || arg->first_gfn + arg->pages < arg->first_gfn)
 		return -EINVAL;
-	if (arg->backend == XVGPU_P2M_SOFT)
-		ctx->ops = &xh_p2m_soft_ops;
-	else if (arg->backend == XVGPU_P2M_XEN)
-		ctx->ops = &xh_p2m_xen_ops;
-	else
+	/* Domain 0 is the back-end itself; ids from DOMID_FIRST_RESERVED on are not guests. */
+	if (arg->domid == 0 || arg->domid >= XVGPU_DOMID_FIRST_RESERVED)
 		return -EINVAL;
+	if (arg->pages > XVGPU_MAX_WINDOW_PAGES)
+		return -E2BIG;
 	ctx->domid = arg->domid;
 	ctx->first_gfn = arg->first_gfn;
 	ctx->pages = arg->pages;
-	ctx->owner_range = kvcalloc(arg->pages, sizeof(u32), GFP_KERNEL);
-	ctx->owner_page = kvcalloc(arg->pages, sizeof(u32), GFP_KERNEL);
-	if (!ctx->owner_range || !ctx->owner_page) {
+	ctx->ops = ops;
+	ctx->owner_range = kvcalloc(arg->pages, sizeof(u32), GFP_KERNEL_ACCOUNT);
+	ctx->owner_page = kvcalloc(arg->pages, sizeof(u32), GFP_KERNEL_ACCOUNT);
+	ctx->ro = kvcalloc(BITS_TO_LONGS(arg->pages), sizeof(long), GFP_KERNEL_ACCOUNT);
+	if (!ctx->owner_range || !ctx->owner_page || !ctx->ro) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = ctx->ops->init(ctx);
+	ret = ops->init(ctx);
 	if (ret)
 		goto fail;
+	/* Published under ctx->lock: GUEST_ACCESS (no ioctl_lock) checks `bound` under it. */
+	mutex_lock(&ctx->lock);
 	ctx->bound = true;
+	mutex_unlock(&ctx->lock);
 	return 0;
 fail:
 	kvfree(ctx->owner_range);
 	kvfree(ctx->owner_page);
+	kvfree(ctx->ro);
 	ctx->owner_range = NULL;
 	ctx->owner_page = NULL;
+	ctx->ro = NULL;
+	ctx->ops = NULL;
 	return ret;
 }
 
@@ -121,6 +189,9 @@ static int xh_stats(struct xh_ctx *ctx, struct xvgpu_stats *arg)
 	mutex_lock(&ctx->lock);
 	*arg = ctx->st;
 	mutex_unlock(&ctx->lock);
+	spin_lock_irq(&ctx->ev_lock);
+	arg->events_dropped = ctx->ev_dropped;
+	spin_unlock_irq(&ctx->ev_lock);
 	arg->size = sizeof(*arg);
 	return 0;
 }
@@ -175,7 +246,10 @@ static long xh_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	void __user *uarg = (void __user *)arg;
 	long ret;
 
-	/* Guest accesses only take ctx->lock: they must not queue behind a MAP's page lookup. */
+	/*
+	 * Guest accesses only take ctx->lock, the lock BIND publishes the binding under: they must not
+	 * queue behind a MAP's page lookup. xh_soft_guest_access checks the binding under it.
+	 */
 	if (cmd == XVGPU_IOC_GUEST_ACCESS) {
 		struct xvgpu_guest_access a;
 
@@ -183,8 +257,6 @@ static long xh_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			return -EFAULT;
 		if (a.size != sizeof(a))
 			return -EINVAL;
-		if (!ctx->bound)
-			return -ENOTCONN;
 		ret = xh_soft_guest_access(ctx, &a);
 		if (!ret && copy_to_user(uarg, &a, sizeof(a)))
 			return -EFAULT;

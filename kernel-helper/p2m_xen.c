@@ -30,7 +30,6 @@ MODULE_PARM_DESC(xen_domctl_version, "Override XEN_DOMCTL_INTERFACE_VERSION (0 =
 struct xh_xen {
 	u32 version;
 	unsigned long *mfn1; /* per window page: MFN + 1 installed there (needed to remove it) */
-	u64 failed_removals;
 };
 
 static long domctl(struct xh_ctx *ctx, struct xh_domctl *op)
@@ -72,7 +71,7 @@ static int xen_init(struct xh_ctx *ctx)
 		return -ENODEV;
 	if (xen_feature(XENFEAT_auto_translated_physmap))
 		return -EOPNOTSUPP; /* PVH/HVM dom0: MFNs unknown */
-	x = kzalloc(sizeof(*x), GFP_KERNEL);
+	x = kzalloc(sizeof(*x), GFP_KERNEL_ACCOUNT);
 	if (!x)
 		return -ENOMEM;
 	v = HYPERVISOR_xen_version(XENVER_version, NULL);
@@ -82,7 +81,7 @@ static int xen_init(struct xh_ctx *ctx)
 		kfree(x);
 		return -EOPNOTSUPP;
 	}
-	x->mfn1 = kvcalloc(ctx->pages, sizeof(*x->mfn1), GFP_KERNEL);
+	x->mfn1 = kvcalloc(ctx->pages, sizeof(*x->mfn1), GFP_KERNEL_ACCOUNT);
 	if (!x->mfn1) {
 		kfree(x);
 		return -ENOMEM;
@@ -113,73 +112,99 @@ static int map_mfn_run(struct xh_ctx *ctx, u64 gfn, u64 mfn, u64 n)
 	return rc;
 }
 
-static void xen_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n);
-
-static int xen_map(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n)
+/*
+ * Every p2m_mmio_direct entry Xen makes is writable, so there are no read-only entries here: MAP
+ * always looks frames up with write intent for this back-end. Runs are recorded as they succeed; on
+ * a failure the runs before it stay installed and *done says how far that is.
+ */
+static int xen_map(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n, bool writable,
+		   unsigned long *done)
 {
 	struct xh_xen *x = ctx->p2m;
 	unsigned long i, start = 0;
 	int ret;
 
+	*done = 0;
+	if (WARN_ON_ONCE(!writable))
+		return -EOPNOTSUPP;
 	/* A PV dom0's PFN-contiguous frames need not be MFN-contiguous: map MFN runs. */
 	for (i = 1; i <= n; i++) {
 		if (i < n && pfn_to_mfn(pfn + i) == pfn_to_mfn(pfn + i - 1) + 1)
 			continue;
 		ret = map_mfn_run(ctx, gfn + start, pfn_to_mfn(pfn + start), i - start);
-		if (ret) {
-			xen_unmap(ctx, gfn, start); /* undo the runs before this one */
+		if (ret)
 			return ret;
-		}
 		for (; start < i; start++)
 			x->mfn1[gfn + start - ctx->first_gfn] = pfn_to_mfn(pfn + start) + 1;
+		*done = start;
 	}
 	return 0;
 }
 
-static void xen_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n)
+/* Removes MFN runs; a run Xen refuses keeps its MFNs recorded so that a retry can remove it. */
+static int xen_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n)
 {
 	struct xh_xen *x = ctx->p2m;
+	unsigned long *m = &x->mfn1[gfn - ctx->first_gfn];
 	unsigned long i, start = 0;
+	int ret = 0;
 
 	for (i = 1; i <= n; i++) {
-		unsigned long *m = &x->mfn1[gfn - ctx->first_gfn];
-
-		if (i < n && m[i] && m[i] == m[i - 1] + 1)
+		if (i < n && m[i] && m[i - 1] && m[i] == m[i - 1] + 1)
 			continue;
 		if (m[start]) {
 			u64 mfn = m[start] - 1;
+			long rc = xh_memory_mapping(ctx, mapping_call, gfn + start, mfn, i - start, 0);
 
-			if (xh_memory_mapping(ctx, mapping_call, gfn + start, mfn, i - start, 0) ||
-			    iomem_permission(ctx, mfn, i - start, false)) {
-				/* Cannot happen for a guest-induced reason; nothing more we can do than say so. */
-				x->failed_removals++;
-				pr_err_ratelimited("xvgpu_helper: Xen refused to remove gfn %llx+%lu\n", gfn + start, i - start);
+			if (rc) {
+				pr_err_ratelimited("xvgpu_helper: Xen refused to remove gfn %llx+%lu: %ld\n",
+						   gfn + start, i - start, rc);
+				ret = -EIO;
+				start = i;
+				continue;
 			}
+			/* The entries are gone; a stale permission alone gives the guest no mapping. */
+			iomem_permission(ctx, mfn, i - start, false);
 		}
 		for (; start < i; start++)
 			m[start] = 0;
 	}
+	return ret;
 }
 
 static void xen_flush(struct xh_ctx *ctx)
 {
 }
 
+/* XEN_DOMCTL_pausedomain: the guest must not run on with an entry to a frame the host reuses. */
+static void xen_pause(struct xh_ctx *ctx)
+{
+	struct xh_domctl op = { .cmd = XH_DOMCTL_pausedomain };
+	long rc = domctl(ctx, &op);
+
+	pr_crit("xvgpu_helper: a p2m removal failed: domain %u %s\n", ctx->domid,
+		rc ? "could NOT be paused" : "paused");
+}
+
 #else /* no Xen dom0 support in this kernel */
 
 static int xen_init(struct xh_ctx *ctx) { return -EOPNOTSUPP; }
 static void xen_fini(struct xh_ctx *ctx) { }
-static int xen_map(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n) { return -EOPNOTSUPP; }
-static void xen_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n) { }
+static int xen_map(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n, bool writable,
+		   unsigned long *done) { *done = 0; return -EOPNOTSUPP; }
+static int xen_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n) { return -EOPNOTSUPP; }
 static void xen_flush(struct xh_ctx *ctx) { }
+static void xen_pause(struct xh_ctx *ctx) { }
 
 #endif
 
 const struct xh_p2m_ops xh_p2m_xen_ops = {
 	.name = "xen",
+	.read_only_entries = false,
 	.init = xen_init,
 	.fini = xen_fini,
 	.map = xen_map,
 	.unmap = xen_unmap,
 	.flush = xen_flush,
+	.pause = xen_pause,
 };

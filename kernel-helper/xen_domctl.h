@@ -25,6 +25,7 @@ typedef uint32_t u32;
 typedef uint64_t u64;
 #endif
 
+#define XH_DOMCTL_pausedomain 3
 #define XH_DOMCTL_iomem_permission 20
 #define XH_DOMCTL_memory_mapping 39
 #define XH_DPCI_ADD_MAPPING 1

@@ -12,6 +12,7 @@
 #include <xen/xen.h>
 #include <xen/domctl.h>
 
+#include "../include/uapi/linux/xvgpu_helper.h"
 #include "../xen_domctl.h"
 
 static int passed, failed;
@@ -67,9 +68,10 @@ int main(void)
 	      offsetof(struct xen_domctl_iomem_permission, first_mfn) == offsetof(struct xh_domctl, u.iomem_permission.first_mfn) - offsetof(struct xh_domctl, u) &&
 	      offsetof(struct xen_domctl_iomem_permission, nr_mfns) == offsetof(struct xh_domctl, u.iomem_permission.nr_mfns) - offsetof(struct xh_domctl, u) &&
 	      offsetof(struct xen_domctl_iomem_permission, allow_access) == offsetof(struct xh_domctl, u.iomem_permission.allow_access) - offsetof(struct xh_domctl, u));
-	CHECK("domctl numbers and DPCI constants", XEN_DOMCTL_memory_mapping == XH_DOMCTL_memory_mapping &&
+	CHECK("domctl numbers, DPCI constants, DOMID_FIRST_RESERVED", XEN_DOMCTL_memory_mapping == XH_DOMCTL_memory_mapping &&
+	      XEN_DOMCTL_pausedomain == XH_DOMCTL_pausedomain &&
 	      XEN_DOMCTL_iomem_permission == XH_DOMCTL_iomem_permission && DPCI_ADD_MAPPING == XH_DPCI_ADD_MAPPING &&
-	      DPCI_REMOVE_MAPPING == XH_DPCI_REMOVE_MAPPING);
+	      DPCI_REMOVE_MAPPING == XH_DPCI_REMOVE_MAPPING && DOMID_FIRST_RESERVED == XVGPU_DOMID_FIRST_RESERVED);
 	CHECK("interface version of the installed Xen 4.17 headers", xh_domctl_version_for(4, 17) == XEN_DOMCTL_INTERFACE_VERSION);
 	CHECK("unknown releases have no version", xh_domctl_version_for(4, 99) == 0 && xh_domctl_version_for(5, 0) == 0);
 

@@ -15,7 +15,7 @@
  *    fault; `emulate` maps, then copies through StringAccess inside the helper's sequence check
  *    (settleString), because the helper's own ACCESS does at most 8 bytes.
  */
-import type { EmulatedAccess, HelperEvent, KernelHelperPort, MapRequest, MapResult } from '../platform/ports.js';
+import { HelperSignal, type EmulatedAccess, type HelperEvent, type KernelHelperPort, type MapRequest, type MapResult } from '../platform/ports.js';
 import { isStringAccess, repExtent } from '../ioreq/rep.js';
 import type { StringAccess } from './string-access.js';
 import { latencyHistogram, record, type Histogram } from '../telemetry/histogram.js';
@@ -69,6 +69,10 @@ export interface BarCounters {
   strings: number;
   /** String copies done again because the range was invalidated while they ran. */
   stringRedos: number;
+  /** Helper events the ring dropped (reported in-band by an Overflow event). */
+  eventsLost: number;
+  /** Fatal helper events: a p2m removal failed, the binding is dead and the guest paused. */
+  helperFatal: number;
 }
 
 export function validatePolicy(p: BarPolicy): void {
@@ -90,6 +94,7 @@ export class BarManager implements IoRegion {
   readonly counters: BarCounters = {
     faults: 0, retries: 0, emulated: 0, forwardProgress: 0, holes: 0, rejected: 0, installedPages: 0, hugeMaps: 0,
     collisions: 0, invalidations: 0, revokes: 0, revokedPages: 0, residentPages: 0, strings: 0, stringRedos: 0,
+    eventsLost: 0, helperFatal: 0,
   };
   readonly acceptsStrings = true;
   /** Invalidation start → p2m entries gone, flush acknowledged (inside the helper's callback). */
@@ -112,7 +117,7 @@ export class BarManager implements IoRegion {
     private readonly helper: KernelHelperPort,
     private readonly policy: BarPolicy,
     vcpus: number,
-    log: Logger,
+    private readonly log: Logger,
     /** Emulates string requests; without it they are refused in emulate mode (`rejected`). */
     private readonly strings?: StringAccess,
   ) {
@@ -126,7 +131,7 @@ export class BarManager implements IoRegion {
     this.streak = new Int32Array(vcpus);
     this.requests = Array.from({ length: vcpus }, () => ({ range: 0, gfn: 0, pageInRange: 0, pages: 0, tryHuge: false }));
     this.accesses = Array.from({ length: vcpus }, () => ({ gfn: 0, byteInPage: 0, size: 8 as const, write: false, dataLo: 0, dataHi: 0 }));
-    this.rlog = new RateLimitedLog(log);
+    this.rlog = new RateLimitedLog(this.log);
   }
 
   // --- blob placement (RESOURCE_MAP_BLOB / RESOURCE_UNMAP_BLOB call these) ---------------------
@@ -323,6 +328,12 @@ export class BarManager implements IoRegion {
 
   /** Helper events: the p2m entries are already gone; bring our view and metrics up to date. */
   onHelperEvent(ev: HelperEvent): void {
+    if (ev.event === HelperSignal.Overflow) return this.resyncAfterLoss(ev.lost ?? 0);
+    if (ev.event === HelperSignal.Fatal) {
+      this.counters.helperFatal++;
+      this.log.error({ range: ev.range, firstPage: ev.firstPage, pages: ev.pages }, 'kernel helper: a p2m removal failed; the binding is dead and the guest paused');
+      return;
+    }
     this.counters.invalidations++;
     if (ev.revoked > 0) {
       this.counters.revokes++;
@@ -345,6 +356,19 @@ export class BarManager implements IoRegion {
       // Only a mapping made before this invalidation is gone; a newer one (seq >= ev.seq) stays.
       if ((this.mappedSeq[p] ?? -1) >= 0 && (this.mappedSeq[p] ?? -1) < ev.seq) this.forget(p);
     }
+  }
+
+  /**
+   * Events were dropped, so residency may count pages whose revocation this manager never heard of.
+   * The helper's QUERY is the truth: forget every page it no longer maps.
+   */
+  private resyncAfterLoss(lost: number): void {
+    this.counters.eventsLost += lost;
+    const mapped = new Uint8Array(this.mappedSeq.length);
+    for (const run of this.helper.query(this.firstGfn, this.mappedSeq.length)) {
+      mapped.fill(1, run.gfn - this.firstGfn, run.gfn - this.firstGfn + run.pages);
+    }
+    for (let p = 0; p < this.mappedSeq.length; p++) if (mapped[p] === 0) this.forget(p);
   }
 
   private forget(p: number): void {

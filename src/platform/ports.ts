@@ -80,6 +80,14 @@ export const NotifyEvent = {
 } as const;
 export type NotifyEvent = (typeof NotifyEvent)[keyof typeof NotifyEvent];
 
+/**
+ * The helper's own events, beside the kernel's (values as in xvgpu_helper.h): `Overflow` says the
+ * event ring was full and `lost` events were dropped (their revocations did happen); `Fatal` says a
+ * p2m removal failed, so the binding is dead and the guest paused (the helper fails closed).
+ */
+export const HelperSignal = { Overflow: 0x10000, Fatal: 0x10001 } as const;
+export type HelperSignal = (typeof HelperSignal)[keyof typeof HelperSignal];
+
 export const NOTIFY_EVENT_NAMES = ['unmap', 'clear', 'protection_vma', 'protection_page', 'soft_dirty', 'release', 'migrate', 'exclusive'] as const;
 
 export interface HelperBinding {
@@ -142,8 +150,10 @@ export interface HelperEvent {
   readonly pages: number;
   /** Pages whose p2m entries this invalidation removed. */
   readonly revoked: number;
-  readonly event: NotifyEvent;
+  readonly event: NotifyEvent | HelperSignal;
   readonly seq: number;
+  /** `Overflow` only: how many events the ring dropped. */
+  readonly lost?: number;
   /** monotonic ns: callback entry, and the moment the last flush acknowledgement arrived. */
   readonly startNs: bigint;
   readonly doneNs: bigint;

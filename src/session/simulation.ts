@@ -93,6 +93,10 @@ export interface RunSummary {
   /** String requests (rep MOVS/STOS) the back-end emulated, and copies it redid after a race. */
   string_copies: number;
   string_redos: number;
+  /** Helper events its ring dropped (an in-band Overflow event; residency was resynced by QUERY). */
+  events_lost: number;
+  /** Fatal helper events: a p2m removal failed, the binding failed closed. A run with one fails. */
+  helper_fatal: number;
   revokes: number;
   revoked_pages: number;
   invalidations: number;
@@ -304,6 +308,8 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     forward_progress: c.forwardProgress,
     string_copies: c.strings,
     string_redos: c.stringRedos,
+    events_lost: c.eventsLost,
+    helper_fatal: c.helperFatal,
     revokes: c.revokes,
     revoked_pages: c.revokedPages,
     invalidations: c.invalidations,
@@ -369,7 +375,7 @@ function kernelSummary(k: HelperStatsWithHistograms): NonNullable<RunSummary['ke
 
 /** No check failed: no stale access detected, no integrity error, no crash, no failed eviction. */
 export function runPassed(r: RunSummary): boolean {
-  return (r.stale_accesses ?? 0) === 0 && r.integrity_errors === 0 && r.guest_crashes.length === 0 && r.host_pressure_errors === 0;
+  return (r.stale_accesses ?? 0) === 0 && r.integrity_errors === 0 && r.guest_crashes.length === 0 && r.host_pressure_errors === 0 && r.helper_fatal === 0;
 }
 
 /** A figure, or `null (why)`. */

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { IOREQ_READ, IOREQ_WRITE, STATE_IORESP_READY, STATE_IORESP_RETRY } from '../../src/xen/abi/ioreq.js';
+import { HelperSignal } from '../../src/platform/ports.js';
 import { BAR_BASE, exchange, fixture, type Fixture } from '../support/sim.js';
 
 const P = 4096;
@@ -123,5 +124,28 @@ describe('BarManager fault policy', () => {
     await new Promise((r) => setImmediate(r));
     expect(p2mFrame(f, 0)).toBe(f.platform.simGpu.frameOf(blob.bo, 0));
     expect(f.backend.bar.counters.residentPages).toBe(1);
+  });
+});
+
+describe('BarManager and the helper\'s own events', () => {
+  const signal = (event: number, lost = 0) => ({ range: 0, firstPage: 0, pages: 0, revoked: 0, event: event as typeof HelperSignal.Overflow, seq: 0, startNs: 0n, doneNs: 0n, lost });
+
+  it('on Overflow counts the lost events and resyncs residency from QUERY', async () => {
+    f = fixture({ mode: 'retry', faultAround: 16, hugePages: false });
+    const blob = f.backend.createBlob(16 * P);
+    f.backend.mapBlob(blob.id, 0);
+    await exchange(f.platform, 0, { addr: BAR_BASE, dir: IOREQ_READ });
+    expect(f.backend.bar.counters.residentPages).toBe(16);
+    // Revocations whose events were lost: the entries are gone, the manager never heard of it.
+    f.platform.helper.unmap(BAR_BASE / P + 4, 8);
+    expect(f.backend.bar.counters.residentPages).toBe(16);
+    f.backend.bar.onHelperEvent(signal(HelperSignal.Overflow, 5));
+    expect(f.backend.bar.counters).toMatchObject({ eventsLost: 5, residentPages: 8, invalidations: 0 });
+  });
+
+  it('counts a Fatal event, which fails the run', () => {
+    f = fixture({ mode: 'retry', faultAround: 1, hugePages: false });
+    f.backend.bar.onHelperEvent(signal(HelperSignal.Fatal));
+    expect(f.backend.bar.counters).toMatchObject({ helperFatal: 1, invalidations: 0 });
   });
 });

@@ -49,5 +49,6 @@ describe('the summary', () => {
     const failedEvictions = { ...r, host_pressure_errors: 3, host_pressure_error: 'madvise: EINVAL' };
     expect(runPassed(failedEvictions)).toBe(false);
     expect(formatSummary(failedEvictions)).toMatch(/3 failed evictions \(madvise: EINVAL\)/);
+    expect(runPassed({ ...r, helper_fatal: 1 })).toBe(false);
   });
 });

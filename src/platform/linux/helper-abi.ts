@@ -16,6 +16,14 @@ export const MAP_ACCESS = 2;
 export const MAP_WRITE = 4;
 export const MAP_NO_INSTALL = 8;
 export const HIST_BUCKETS = 32;
+/** Helper events besides enum mmu_notifier_event: `count` events lost / entries the p2m refused to remove. */
+export const EVENT_OVERFLOW = 0x10000;
+export const EVENT_FATAL = 0x10001;
+/** Limits the module enforces (-E2BIG past them) and the first Xen domid that is not a guest. */
+export const MAX_WINDOW_PAGES = 2 ** 22;
+export const MAX_REGISTERED_PAGES = 2 ** 22;
+export const MAX_RANGES = 4096;
+export const DOMID_FIRST_RESERVED = 0x7ff0;
 
 export const SIZEOF = {
   bind: 32,
@@ -55,7 +63,7 @@ export const STATS_OFF = {
   residentPages: 56, eventsDropped: 64, invalidateNs: 72, mapNs: 72 + HIST_BUCKETS * 8,
 } as const;
 
-export const EVENT_OFF = { rangeId: 0, event: 4, firstPage: 8, pages: 16, revoked: 24, seq: 32, startNs: 40, doneNs: 48 } as const;
+export const EVENT_OFF = { rangeId: 0, event: 4, firstPage: 8, pages: 16, revoked: 24, seq: 32, startNs: 40, doneNs: 48, count: 56 } as const;
 
 /** A zeroed argument buffer whose leading `size` field is set, and a little-endian view of it. */
 export function arg(size: number): { bytes: Uint8Array; view: DataView } {

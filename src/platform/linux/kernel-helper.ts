@@ -7,7 +7,7 @@
  */
 import { readSync } from 'node:fs';
 import { O_NONBLOCK, O_RDWR, isSyscallError, native, type Waiter } from '../../native/index.js';
-import type { HelperBinding, HelperEvent, HelperStats, KernelHelperPort, MapRequest, MapResult, MappedRun, NotifyEvent, RangeId } from '../ports.js';
+import type { HelperBinding, HelperEvent, HelperSignal, HelperStats, KernelHelperPort, MapRequest, MapResult, MappedRun, NotifyEvent, RangeId } from '../ports.js';
 import {
   EVENT_OFF,
   HELPER_DEVICE,
@@ -220,12 +220,13 @@ export class LinuxKernelHelper implements KernelHelperPort {
 export function decodeEvent(b: Buffer, o: number): HelperEvent {
   return {
     range: b.readUInt32LE(o + EVENT_OFF.rangeId),
-    event: b.readUInt32LE(o + EVENT_OFF.event) as NotifyEvent,
+    event: b.readUInt32LE(o + EVENT_OFF.event) as NotifyEvent | HelperSignal,
     firstPage: Number(b.readBigUInt64LE(o + EVENT_OFF.firstPage)),
     pages: Number(b.readBigUInt64LE(o + EVENT_OFF.pages)),
     revoked: Number(b.readBigUInt64LE(o + EVENT_OFF.revoked)),
     seq: Number(b.readBigUInt64LE(o + EVENT_OFF.seq)),
     startNs: b.readBigUInt64LE(o + EVENT_OFF.startNs),
     doneNs: b.readBigUInt64LE(o + EVENT_OFF.doneNs),
+    lost: Number(b.readBigUInt64LE(o + EVENT_OFF.count)),
   };
 }

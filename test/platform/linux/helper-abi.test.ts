@@ -1,6 +1,9 @@
 /** The TypeScript client's view of the kernel helper UAPI against the header itself. */
 import { describe, expect, it } from 'vitest';
-import { EVENT_OFF, HELPER_IOCTL, MAP_OFF, SIZEOF, STATS_OFF } from '../../../src/platform/linux/helper-abi.js';
+import {
+  DOMID_FIRST_RESERVED, EVENT_FATAL, EVENT_OFF, EVENT_OVERFLOW, HELPER_IOCTL, MAP_ACCESS, MAP_NO_INSTALL, MAP_OFF, MAP_TRY_HUGE,
+  MAP_WRITE, MAX_RANGES, MAX_REGISTERED_PAGES, MAX_WINDOW_PAGES, SIZEOF, STATS_OFF,
+} from '../../../src/platform/linux/helper-abi.js';
 import { runC } from '../../support/c-layout.js';
 
 const HEADER = `${process.cwd()}/kernel-helper/include/uapi/linux/xvgpu_helper.h`;
@@ -25,13 +28,17 @@ int main(void) {
     O(xvgpu_stats, map_collisions), O(xvgpu_stats, installed_pages), O(xvgpu_stats, huge_maps), O(xvgpu_stats, invalidations),
     O(xvgpu_stats, revoked_pages), O(xvgpu_stats, resident_pages), O(xvgpu_stats, events_dropped), O(xvgpu_stats, invalidate_ns),
     O(xvgpu_stats, map_ns));
-  printf("\\"event\\": [%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu]}\\n", O(xvgpu_event, range_id), O(xvgpu_event, event), O(xvgpu_event, first_page),
-    O(xvgpu_event, pages), O(xvgpu_event, revoked), O(xvgpu_event, seq), O(xvgpu_event, start_ns), O(xvgpu_event, done_ns));
+  printf("\\"event\\": [%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu],\\n", O(xvgpu_event, range_id), O(xvgpu_event, event), O(xvgpu_event, first_page),
+    O(xvgpu_event, pages), O(xvgpu_event, revoked), O(xvgpu_event, seq), O(xvgpu_event, start_ns), O(xvgpu_event, done_ns),
+    O(xvgpu_event, count));
+  printf("\\"consts\\": [%lu,%lu,%lu,%lu,%lu,%lu,%llu,%llu,%lu,%lu]}\\n", (unsigned long)XVGPU_EVENT_OVERFLOW, (unsigned long)XVGPU_EVENT_FATAL,
+    (unsigned long)XVGPU_MAP_TRY_HUGE, (unsigned long)XVGPU_MAP_ACCESS, (unsigned long)XVGPU_MAP_WRITE, (unsigned long)XVGPU_MAP_NO_INSTALL,
+    (unsigned long long)XVGPU_MAX_WINDOW_PAGES, (unsigned long long)XVGPU_MAX_REGISTERED_PAGES, (unsigned long)XVGPU_DOMID_FIRST_RESERVED, (unsigned long)XVGPU_MAX_RANGES);
   return 0;
 }`;
 
 describe('kernel helper UAPI codecs match xvgpu_helper.h', () => {
-  const c = runC(C, HEADER, '(the repository)') as { sizes: number[]; ioctls: number[]; map: number[]; stats: number[]; event: number[] };
+  const c = runC(C, HEADER, '(the repository)') as { sizes: number[]; ioctls: number[]; map: number[]; stats: number[]; event: number[]; consts: number[] };
 
   it('has the same struct sizes and ioctl numbers', () => {
     const s = SIZEOF;
@@ -44,5 +51,10 @@ describe('kernel helper UAPI codecs match xvgpu_helper.h', () => {
     expect(c.map).toEqual(Object.values(MAP_OFF));
     expect(c.stats).toEqual(Object.values(STATS_OFF));
     expect(c.event).toEqual(Object.values(EVENT_OFF));
+  });
+
+  it('has the same event types, MAP flags, limits and reserved domid', () => {
+    expect(c.consts).toEqual([EVENT_OVERFLOW, EVENT_FATAL, MAP_TRY_HUGE, MAP_ACCESS, MAP_WRITE, MAP_NO_INSTALL, MAX_WINDOW_PAGES,
+      MAX_REGISTERED_PAGES, DOMID_FIRST_RESERVED, MAX_RANGES]);
   });
 });
