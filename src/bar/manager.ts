@@ -328,7 +328,10 @@ export class BarManager implements IoRegion {
 
   /** Helper events: the p2m entries are already gone; bring our view and metrics up to date. */
   onHelperEvent(ev: HelperEvent): void {
-    if (ev.event === HelperSignal.Overflow) return this.resyncAfterLoss(ev.lost ?? 0);
+    if (ev.event === HelperSignal.Overflow) {
+      this.resyncAfterLoss(ev.lost ?? 0);
+      return;
+    }
     if (ev.event === HelperSignal.Fatal) {
       this.counters.helperFatal++;
       this.log.error({ range: ev.range, firstPage: ev.firstPage, pages: ev.pages }, 'kernel helper: a p2m removal failed; the binding is dead and the guest paused');
