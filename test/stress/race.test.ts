@@ -37,6 +37,8 @@ function seed(): number {
 function watch(): { ledger: FaultLedger; servers: IoreqServer[] } {
   const ledger = new FaultLedger();
   const servers: IoreqServer[] = [];
+  // The originals are called with the instance as `this` (`.call` below).
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const realHandle = BarManager.prototype.handle;
   vi.spyOn(BarManager.prototype, 'handle').mockImplementation(function (this: BarManager, req, vcpu, out) {
     ledger.take();
@@ -51,6 +53,7 @@ function watch(): { ledger: FaultLedger; servers: IoreqServer[] } {
       (e: unknown) => { ledger.fail(); throw e; },
     );
   });
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const realStart = IoreqServer.prototype.start;
   vi.spyOn(IoreqServer.prototype, 'start').mockImplementation(function (this: IoreqServer) {
     servers.push(this);
