@@ -309,8 +309,12 @@ export class BarManager implements IoRegion {
     if (r.installed > 0) this.noteMapped(r);
     if (emulate) {
       this.counters.emulated++;
+      // A forced emulation keeps the streak: the same instruction may still send more ioreqs for this
+      // page (Xen splits a vector move into 8-byte chunks), and answering one of them with a retry
+      // would re-execute an instruction that already completed a chunk. The streak resets when this
+      // vCPU faults on another page (docs/model: MUT_RETRY_CONT).
       if (forced) this.counters.forwardProgress++;
-      this.streak[vcpu] = 0;
+      else this.streak[vcpu] = 0;
       out.lo = r.dataLo;
       out.hi = r.dataHi;
       return;

@@ -84,6 +84,12 @@ describe('BarManager fault policy', () => {
     expect(f.backend.bar.counters.forwardProgress).toBe(1);
     // Another vCPU on the same page has its own streak.
     expect((await exchange(f.platform, 1, { addr: BAR_BASE + P, dir: IOREQ_READ })).state).toBe(STATE_IORESP_RETRY);
+    // The forced vCPU's next ioreq on that page (the second 8-byte chunk of the same vector move)
+    // is emulated too: a retry now would re-execute an instruction whose first chunk completed
+    // (the model's MUT_RETRY_CONT). Emulation holds until the vCPU faults on another page.
+    await f.platform.simGpu.evict(blob.bo, 1, 1);
+    expect((await exchange(f.platform, 0, { addr: BAR_BASE + P + 8, dir: IOREQ_READ })).state).toBe(STATE_IORESP_READY);
+    expect((await exchange(f.platform, 0, { addr: BAR_BASE + 2 * P, dir: IOREQ_READ })).state).toBe(STATE_IORESP_RETRY);
   });
 
   it('reads holes in the BAR as all ones; a rep fault in retry mode maps and retries like any other', async () => {
