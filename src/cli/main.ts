@@ -2,6 +2,7 @@
 /** The `xvgpu` command: dispatches to sub-commands; bad usage is one line on stderr and exit 2. */
 import { UsageError } from './args.js';
 import { SUITE_HELP, benchCommand } from './bench.js';
+import { FLEET_HELP, fleetCommand } from './fleet.js';
 import { RUN_HELP, runCommand } from './run.js';
 import { ConfigError } from '../backend.js';
 
@@ -10,12 +11,13 @@ const HELP = `Usage: xvgpu <command> [options]
 Commands:
   run       run the back-end (simulated platform by default) with a synthetic guest
   bench     the benchmark suite and report ('xvgpu bench floor': the transport floor alone)
+  fleet     benchmark campaigns across many hosts, queued in Redis (worker, submit, status, results)
   help      show this help, or 'xvgpu help <command>'
 
 Run 'xvgpu <command> --help' for a command's options.
 `;
 
-const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP, fleet: FLEET_HELP };
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -32,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'bench':
       return benchCommand(rest);
+    case 'fleet':
+      return fleetCommand(rest);
     default:
       throw new UsageError(`unknown command '${cmd}'`, '');
   }
