@@ -92,6 +92,19 @@ function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s === '' ? String(k) : `${s}.${String(k)}`), '') || '(top level)';
 }
 
+/**
+ * One line per problem. A union ('all' or a list; a name or an inline workload) reports the branch
+ * that got furthest into the value, else what each branch expected.
+ */
+function describeIssue(issue: z.core.$ZodIssue, base: readonly PropertyKey[]): string[] {
+  const path = [...base, ...issue.path];
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [`${formatPath(path)}: ${issue.message}`];
+  const depth = (branch: z.core.$ZodIssue[]): number => Math.max(0, ...branch.map((i) => i.path.length));
+  const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+  if (depth(best) > 0) return best.flatMap((i) => describeIssue(i, path));
+  return [`${formatPath(path)}: ${issue.errors.map((b) => b[0]?.message ?? 'invalid').join(', or ')}`];
+}
+
 function decode(text: string, file: string): unknown {
   try {
     return extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
@@ -135,7 +148,7 @@ function duplicates<T>(values: readonly T[], key: (v: T) => string, path: string
 export function campaignFrom(data: unknown, file: string): Campaign {
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
-    throw new CampaignError(`${file}: ${parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
+    throw new CampaignError(`${file}: ${parsed.error.issues.flatMap((i) => describeIssue(i, [])).join('; ')}`);
   }
   const f = parsed.data;
   const problems: string[] = [];

@@ -60,11 +60,14 @@ export async function campaignStatus(redis: Redis, campaignId: string): Promise<
     for (const c of campaign.cells) {
       const job = await queue(c.queue).getJob(cellJobId(campaignId, c.id));
       const result = results.get(c.id);
+      const state = await jobState(job);
+      // BullMQ counts the successful attempt in attemptsMade too.
+      const made = job?.attemptsMade ?? 0;
       cells.push({
         id: c.id,
         queue: c.queue,
-        state: cellState(await jobState(job), result !== undefined),
-        failedAttempts: job?.attemptsMade ?? 0,
+        state: cellState(state, result !== undefined),
+        failedAttempts: state === 'completed' ? made - 1 : made,
         lastError: job?.failedReason || undefined,
         host: result?.host,
       });
