@@ -34,10 +34,11 @@ platforms this host has: sim always; linux when /dev/xvgpu_helper exists; xen wh
 /proc/xen/capabilities or /dev/xen/privcmd exists. It takes the cells for any host and the cells
 for its host label.
 
-SIGTERM or SIGINT: drain (take no more cells, finish the running ones, then exit); a second
+SIGTERM or SIGINT: drain (take no more cells, finish the running ones, then exit 0); a second
 signal stops the running cells and hands them back to the queue. Either way no cell is left
-claimed. A worker that is killed outright loses its claims after --lock-ms and its cells go to
-another worker.
+claimed. If Redis cannot confirm the last cells within --lock-ms after they end, the worker exits
+1 and those cells are retried elsewhere. A worker that is killed outright loses its claims after
+--lock-ms and its cells go to another worker.
 
 Options:
   --redis URL          Redis to take cells from, e.g. redis://queue-host:6379 (required)
@@ -137,7 +138,7 @@ async function workerCommand(argv: string[]): Promise<number> {
   });
   for (const note of capabilities.notes) log(note);
   log(`ready: serving ${worker.queues().join(', ')}`);
-  await new Promise<void>((resolve) => {
+  const confirmed = await new Promise<boolean>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
       if (++signals === 1) {
@@ -151,8 +152,9 @@ async function workerCommand(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  log('drained, exiting');
-  return 0;
+  log(confirmed ? 'drained, exiting' : 'exiting without Redis');
+  // BullMQ's connections may still be retrying an unreachable Redis: leave now rather than hang.
+  process.exit(confirmed ? 0 : 1);
 }
 
 function progressLine(p: CampaignProgress): string {

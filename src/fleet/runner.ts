@@ -46,6 +46,19 @@ export interface CellRun {
 }
 
 const live = new Set<ChildProcess>();
+let idleWaiters: (() => void)[] = [];
+
+/** Resolves once no cell child process is running. */
+export function cellsIdle(): Promise<void> {
+  return live.size === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
+}
+
+function forget(child: ChildProcess): void {
+  live.delete(child);
+  if (live.size > 0) return;
+  for (const w of idleWaiters) w();
+  idleWaiters = [];
+}
 
 function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -108,6 +121,6 @@ export async function runCell(argv: readonly string[], o: CellRunOptions): Promi
     clearInterval(tick);
     clearTimeout(timer);
     o.signal.removeEventListener('abort', onAbort);
-    live.delete(child);
+    forget(child);
   }
 }

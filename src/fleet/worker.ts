@@ -15,7 +15,7 @@ import { runArgs, type RunCell } from './campaign.js';
 import type { Capabilities } from './capabilities.js';
 import { CAMPAIGN_QUEUE, PREFIX, cellQueue, connectRedis, workerKey } from './redis.js';
 import { storeResult } from './results.js';
-import { CellRejected, CellStopped, runCell } from './runner.js';
+import { CellRejected, CellStopped, cellsIdle, runCell } from './runner.js';
 
 export interface CellJobData {
   readonly campaignId: string;
@@ -105,7 +105,7 @@ export class FleetWorker {
   private readonly workers: Worker[] = [];
   private readonly started = new Date().toISOString();
   private advertTimer: NodeJS.Timeout | undefined;
-  private draining: Promise<void> | undefined;
+  private draining: Promise<boolean> | undefined;
 
   private constructor(private readonly o: WorkerOptions, private readonly redis: Redis) {
     this.id = `${o.hostLabel}-${process.pid}`;
@@ -210,20 +210,34 @@ export class FleetWorker {
     return { cells: job.data.cells.length, completed: counts.processed ?? 0, dead: counts.ignored ?? 0 };
   }
 
-  /** Stops taking cells, hands back those not started, waits for the running ones. Idempotent. */
-  drain(): Promise<void> {
+  /**
+   * Stops taking cells, hands back those not started, waits for the running ones and for Redis to
+   * record them. Resolves true when Redis confirmed everything; false when it still had not,
+   * lockMs after the last cell ended (Redis unreachable): those cells' claims then lapse and
+   * another worker retries them. Idempotent.
+   */
+  drain(): Promise<boolean> {
     this.draining ??= (async () => {
       this.slots.close();
-      await Promise.all(this.workers.map((w) => w.close()));
+      const closed = Promise.all(this.workers.map((w) => w.close())).then(() => true);
+      await cellsIdle();
+      const grace = new Promise<false>((resolve) => { setTimeout(resolve, this.o.lockMs, false).unref(); });
+      const confirmed = await Promise.race([closed, grace]);
       clearInterval(this.advertTimer);
-      await this.redis.del(workerKey(this.id)).catch(() => undefined);
-      await this.redis.quit().catch(() => undefined);
+      if (confirmed) {
+        await this.redis.del(workerKey(this.id)).catch(() => undefined);
+        await this.redis.quit().catch(() => undefined);
+      } else {
+        this.o.log(`Redis did not confirm the last cells within ${this.o.lockMs} ms; leaving them to be retried elsewhere`);
+        this.redis.disconnect();
+      }
+      return confirmed;
     })();
     return this.draining;
   }
 
   /** As drain(), but kills the running cells and hands them back too. */
-  stop(): Promise<void> {
+  stop(): Promise<boolean> {
     this.stopCells.abort();
     return this.drain();
   }

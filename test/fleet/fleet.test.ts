@@ -144,6 +144,7 @@ describe('xvgpu fleet against a real Redis', () => {
     await worker('hostB');
     const id = await submit(tinyCampaign('restart', 0.3, 5));
     await until('a first result', async () => ((await client.hlen(resultsKey(id))) > 0 ? true : undefined));
+    expect(await client.hlen(resultsKey(id))).toBeLessThan(5); // mid-campaign
     await redis.crash();
     await redis.launch();
     const s = await finished(id);
@@ -180,6 +181,21 @@ describe('xvgpu fleet against a real Redis', () => {
     // One cell ran to completion; the other was never started and waits, unclaimed.
     expect(s.cells.map((c) => c.state).sort()).toEqual(['done', 'waiting']);
     expect(s.cells.every((c) => c.failedAttempts === 0)).toBe(true);
+  });
+
+  it('exits 1 rather than hang when Redis is gone at the end of a drain; the cell is run again once Redis is back', async () => {
+    const a = await worker('hostA');
+    const id = await submit(tinyCampaign('gone', 2, 1));
+    await until('hostA to run the cell', () => (a.stderr.includes(': started') ? true : undefined));
+    await redis.crash();
+    a.signal('SIGTERM');
+    expect(await a.exited).toBe(1);
+    expect(a.stderr).toMatch(/Redis did not confirm the last cells/);
+    await redis.launch();
+    await worker('hostB');
+    const s = await finished(id);
+    expect(s.cells[0]?.host).toBe('hostB');
+    expect(await client.hlen(resultsKey(id))).toBe(1);
   });
 
   it('on a second signal stops the running cell and hands it back unclaimed, without spending an attempt', async () => {
