@@ -117,10 +117,10 @@ describe('xvgpu fleet against a real Redis', () => {
     await worker('hostB');
     const id = await submit(campaignFile({
       name: 'labels',
-      matrix: { workloads: [tinyWorkload('tiny', 0.2)], strategies: ['eager'], vcpus: [1], hosts: ['hostA', 'hostB'] },
+      matrix: { workloads: [tinyWorkload('tiny', 0.2)], strategies: ['eager'], vcpus: [1], hosts: ['hostA', 'hostB'], repeats: 2 },
     }));
     const s = await finished(id);
-    expect(s.cells).toHaveLength(2);
+    expect(s.cells).toHaveLength(4);
     for (const c of s.cells) expect(c.host).toBe(c.id.includes('.hostA.') ? 'hostA' : 'hostB');
   });
 
