@@ -113,12 +113,18 @@ describe('xvgpu fleet against a real Redis', () => {
   });
 
   it('sends cells aimed at a host label only to the worker with that label', async () => {
-    await worker('hostA');
-    await worker('hostB');
+    const a = await worker('hostA');
+    // hostB's cells come first in the campaign, so a worker that ignored labels would take them first.
     const id = await submit(campaignFile({
       name: 'labels',
-      matrix: { workloads: [tinyWorkload('tiny', 0.2)], strategies: ['eager'], vcpus: [1], hosts: ['hostA', 'hostB'], repeats: 2 },
+      matrix: { workloads: [tinyWorkload('tiny', 0.2)], strategies: ['eager'], vcpus: [1], hosts: ['hostB', 'hostA'], repeats: 2 },
     }));
+    const forA = (await status(id)).cells.filter((c) => c.id.includes('.hostA.')).map((c) => c.id);
+    expect(forA).toHaveLength(2);
+    await until("hostA's cells to finish", async () => ((await status(id)).cells.filter((c) => forA.includes(c.id)).every((c) => c.state === 'done') ? true : undefined));
+    expect((await status(id)).cells.filter((c) => !forA.includes(c.id)).map((c) => c.state)).toEqual(['waiting', 'waiting']);
+    expect(a.stderr).not.toMatch(/\.hostB\.r\d: started/);
+    await worker('hostB');
     const s = await finished(id);
     expect(s.cells).toHaveLength(4);
     for (const c of s.cells) expect(c.host).toBe(c.id.includes('.hostA.') ? 'hostA' : 'hostB');
@@ -147,6 +153,9 @@ describe('xvgpu fleet against a real Redis', () => {
     expect(await client.hlen(resultsKey(id))).toBeLessThan(5); // mid-campaign
     await redis.crash();
     await redis.launch();
+    const after = await status(id);
+    expect(after.cells.filter((c) => c.state === 'missing')).toEqual([]);
+    expect(after.cells).toHaveLength(5);
     const s = await finished(id);
     expect(s.cells).toHaveLength(5);
     expect(s.cells.map((c) => c.state)).toEqual(Array(5).fill('done'));
@@ -181,6 +190,11 @@ describe('xvgpu fleet against a real Redis', () => {
     // One cell ran to completion; the other was never started and waits, unclaimed.
     expect(s.cells.map((c) => c.state).sort()).toEqual(['done', 'waiting']);
     expect(s.cells.every((c) => c.failedAttempts === 0)).toBe(true);
+    // ... and BullMQ recorded the finished one as completed: nothing is left active (claimed).
+    const q = new Queue('cells.sim', { connection: client, prefix: PREFIX });
+    expect(await q.getActiveCount()).toBe(0);
+    expect(await q.getCompletedCount()).toBe(1);
+    await q.close();
   });
 
   it('exits 1 rather than hang when Redis is gone at the end of a drain; the cell is run again once Redis is back', async () => {
