@@ -7,7 +7,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { STRATEGIES, type Stat } from '../bench/suite.js';
+import { lineChart, type Series } from '../bench/svg.js';
+import { SCALING_STRATEGIES, STRATEGIES, type Stat } from '../bench/suite.js';
 import type { CampaignStatus } from './status.js';
 import type { CellResult } from './results.js';
 
@@ -103,6 +104,8 @@ const COLUMNS: readonly [string, string, (n: number) => string][] = [
   ['accesses/s', 'accesses_per_s', (n) => n.toFixed(0)],
   ['fault p50 µs', 'fault_ns.p50', (n) => (n / 1000).toFixed(1)],
   ['fault p99 µs', 'fault_ns.p99', (n) => (n / 1000).toFixed(1)],
+  // Each run measures its own transport floor, so this ratio compares hosts on equal terms.
+  ['fault/floor p50', 'fault_over_floor_p50', (n) => n.toFixed(1)],
   ['exits/MiB', 'exits_per_mib', (n) => n.toFixed(1)],
   ['stall ms/s', 'stall_ms_per_s', (n) => n.toFixed(0)],
   ['revoke p50 µs', 'revoke_ns.p50', (n) => (n / 1000).toFixed(1)],
@@ -157,12 +160,39 @@ export function fleetMarkdown(r: FleetReport): string {
   return lines.join('\n');
 }
 
-/** Writes report.json and summary.md into `dir`; returns the paths. */
+/**
+ * Per workload, accesses/s against vCPUs, one line per host and strategy (the benchmark's scaling
+ * strategies when the campaign ran any of them, so the legend stays readable), with the
+ * benchmark's own chart code.
+ */
+export function throughputCharts(r: FleetReport): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const w of [...new Set(r.hosts.flatMap((h) => h.scenarios.map((s) => s.workload)))]) {
+    const of = r.hosts.flatMap((h) => h.scenarios.filter((s) => s.workload === w).map((s) => ({ host: h.host, s })));
+    const strategies = [...new Set(of.map((x) => x.s.strategy))];
+    const shown = strategies.some((st) => SCALING_STRATEGIES.includes(st)) ? strategies.filter((st) => SCALING_STRATEGIES.includes(st)) : strategies;
+    const series: Series[] = r.hosts.flatMap((h) => shown.map((st) => ({
+      name: `${h.host} ${st}`,
+      points: of.filter((x) => x.host === h.host && x.s.strategy === st).map((x) => [x.s.vcpus, metric(x.s, 'accesses_per_s')?.median ?? NaN] as const)
+        .filter(([, y]) => Number.isFinite(y)).sort((a, b) => a[0] - b[0]),
+    }))).filter((x) => x.points.length > 0);
+    const vcpus = [...new Set(of.map((x) => x.s.vcpus))].sort((a, b) => a - b);
+    out[`throughput-${w}`] = lineChart({ title: `${w}: throughput vs vCPUs, per host`, xLabel: 'vCPUs', yLabel: 'guest accesses / s', series, logY: true, xTicks: vcpus });
+  }
+  return out;
+}
+
+/** Writes report.json, summary.md and one throughput plot (SVG) per workload into `dir`; returns the paths. */
 export function writeFleetReport(r: FleetReport, dir: string): string[] {
   mkdirSync(dir, { recursive: true });
   const json = join(dir, 'report.json');
   const md = join(dir, 'summary.md');
   writeFileSync(json, `${JSON.stringify(r, null, 2)}\n`);
   writeFileSync(md, fleetMarkdown(r));
-  return [json, md];
+  const plots = Object.entries(throughputCharts(r)).map(([name, svg]) => {
+    const path = join(dir, `${name}.svg`);
+    writeFileSync(path, svg);
+    return path;
+  });
+  return [json, md, ...plots];
 }

@@ -131,7 +131,7 @@ export class WorkerProc {
 
 /** Starts `xvgpu fleet worker` and waits until it serves its queues. */
 export async function startWorker(url: string, label: string, ...extra: string[]): Promise<WorkerProc> {
-  const proc = spawn(process.execPath, [CLI, 'fleet', 'worker', '--redis', url, '--host-label', label, '--lock-ms', '1500', ...extra], {
+  const proc = spawn(process.execPath, [CLI, 'fleet', 'worker', '--redis', url, '--host-label', label, '--lock-ms', '2000', ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: TEST_ENV,
   });

@@ -2,7 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { campaignFrom } from '../../src/fleet/campaign.js';
 import { detectCapabilities } from '../../src/fleet/capabilities.js';
-import { buildReport, flattenSummary, fleetMarkdown } from '../../src/fleet/report.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildReport, flattenSummary, fleetMarkdown, writeFleetReport } from '../../src/fleet/report.js';
 import type { CellResult } from '../../src/fleet/results.js';
 import type { CampaignStatus } from '../../src/fleet/status.js';
 
@@ -52,9 +55,19 @@ describe('fleet report', () => {
     expect(md).toMatch(/## Dead letter[\s\S]*hotset-evict\.eager\.v2\.sim\.b\.r1: 3 attempt\(s\): timed out after 1 s/);
   });
 
+  it('writes the JSON, the summary and a throughput plot per workload with a line per host', () => {
+    const r = buildReport(status([result(0, 'a', 200, 10), result(3, 'b', 1000, 5)]));
+    const dir = mkdtempSync(join(tmpdir(), 'xvgpu-fleet-report-'));
+    expect(writeFleetReport(r, dir).map((f) => f.slice(dir.length + 1))).toEqual(['report.json', 'summary.md', 'throughput-hotset-evict.svg']);
+    expect((JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as { schema: string }).schema).toBe('xvgpu-fleet/1');
+    const svg = readFileSync(join(dir, 'throughput-hotset-evict.svg'), 'utf8');
+    expect(svg).toMatch(/>a eager</);
+    expect(svg).toMatch(/>b eager</);
+  });
+
   it('shows a metric a summary lacks as –, never as 0', () => {
     const r = buildReport(status([result(0, 'a', 200, 10)]));
-    expect(fleetMarkdown(r)).toMatch(/\| eager \| sim \| 2 \| 1 \| 100 \| 0\.0 \| 0\.1 \| – \| – \| – \| – \|/);
+    expect(fleetMarkdown(r)).toMatch(/\| eager \| sim \| 2 \| 1 \| 100 \| 0\.0 \| 0\.1 \| – \| – \| – \| – \| – \|/);
   });
 });
 
