@@ -1,10 +1,12 @@
 /** Campaign files: the schema's errors (with paths), the matrix expansion, and the cells' `xvgpu run` arguments. */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { STRATEGIES, workloads } from '../../src/bench/suite.js';
 import { parseRunArgs } from '../../src/cli/run.js';
 import { CampaignError, benchVcpus, campaignFrom, loadCampaign, runArgs } from '../../src/fleet/campaign.js';
-import { campaignFile } from './harness.js';
+import { campaignFile, removeCampaignFiles } from './harness.js';
+
+afterAll(removeCampaignFiles);
 
 const ok = { name: 'c', matrix: { workloads: ['hotset-evict'], strategies: ['eager'], vcpus: [2] } };
 

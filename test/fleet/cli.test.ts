@@ -1,12 +1,14 @@
 /** `xvgpu fleet` as a user meets it: help, bad usage, bad campaign files, an unreachable Redis. */
-import { beforeAll, describe, expect, it } from 'vitest';
-import { campaignFile, cli, freePort } from './harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { campaignFile, cli, freePort, removeCampaignFiles } from './harness.js';
 
 let deadUrl: string;
 
 beforeAll(async () => {
   deadUrl = `redis://127.0.0.1:${await freePort()}`; // nothing listens there
 });
+
+afterAll(removeCampaignFiles);
 
 function oneLine(stderr: string): string {
   const lines = stderr.trim().split('\n');

@@ -12,7 +12,7 @@ import { readResults, storeResult } from '../../src/fleet/results.js';
 import { campaignStatus, type CampaignStatus } from '../../src/fleet/status.js';
 import { cellJobId } from '../../src/fleet/submit.js';
 import type { FleetReport } from '../../src/fleet/report.js';
-import { RedisServer, campaignFile, cli, killEverything, startWorker, tinyWorkload, until, type WorkerProc } from './harness.js';
+import { RedisServer, campaignFile, cli, killEverything, removeCampaignFiles, startWorker, tinyWorkload, until, type WorkerProc } from './harness.js';
 
 let redis: RedisServer;
 let client: Redis;
@@ -71,6 +71,7 @@ afterAll(async () => {
   client.disconnect();
   killEverything();
   await redis.destroy();
+  removeCampaignFiles();
 });
 
 describe('xvgpu fleet against a real Redis', () => {

@@ -158,9 +158,17 @@ export function cli(...args: string[]): Promise<CliResult> {
   });
 }
 
+const tempDirs: string[] = [];
+
+/** Removes the temp dirs campaignFile() made. */
+export function removeCampaignFiles(): void {
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 /** Writes a campaign object as JSON into a fresh temp dir and returns its path. */
 export function campaignFile(campaign: unknown, name = 'campaign.json'): string {
   const dir = mkdtempSync(join(tmpdir(), 'xvgpu-fleet-campaign-'));
+  tempDirs.push(dir);
   const path = join(dir, name);
   writeFileSync(path, typeof campaign === 'string' ? campaign : JSON.stringify(campaign));
   return path;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { campaignFrom } from '../../src/fleet/campaign.js';
 import { detectCapabilities } from '../../src/fleet/capabilities.js';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildReport, flattenSummary, fleetMarkdown, writeFleetReport } from '../../src/fleet/report.js';
@@ -63,6 +63,7 @@ describe('fleet report', () => {
     const svg = readFileSync(join(dir, 'throughput-hotset-evict.svg'), 'utf8');
     expect(svg).toMatch(/>a eager</);
     expect(svg).toMatch(/>b eager</);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('shows a metric a summary lacks as –, never as 0', () => {
