@@ -2,7 +2,7 @@
 FROM node:20-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential python3 libxen-dev libdrm-dev linux-image-amd64 linux-headers-amd64 \
-      qemu-system-x86 busybox-static cpio kmod librsvg2-bin \
+      qemu-system-x86 busybox-static cpio kmod librsvg2-bin spin redis-server \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /xvgpu
 COPY . .

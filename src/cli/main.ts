@@ -2,6 +2,7 @@
 /** The `xvgpu` command: dispatches to sub-commands; bad usage is one line on stderr and exit 2. */
 import { UsageError } from './args.js';
 import { SUITE_HELP, benchCommand } from './bench.js';
+import { FLEET_HELP, fleetCommand } from './fleet.js';
 import { RUN_HELP, runCommand } from './run.js';
 import { XEN_INFO_HELP, xenInfoCommand } from './xen-info.js';
 import { ConfigError } from '../backend.js';
@@ -12,12 +13,13 @@ Commands:
   run       run the back-end (simulated platform by default) with a synthetic guest
   bench     the benchmark suite and report ('xvgpu bench floor': the transport floor alone)
   xen-info  what this Xen host offers xvgpu (version, domctl interface, extension, kernel helper)
+  fleet     benchmark campaigns across many hosts, queued in Redis (worker, submit, status, results)
   help      show this help, or 'xvgpu help <command>'
 
 Run 'xvgpu <command> --help' for a command's options.
 `;
 
-const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP, 'xen-info': XEN_INFO_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP, 'xen-info': XEN_INFO_HELP, fleet: FLEET_HELP };
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -36,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return benchCommand(rest);
     case 'xen-info':
       return xenInfoCommand(rest);
+    case 'fleet':
+      return fleetCommand(rest);
     default:
       throw new UsageError(`unknown command '${cmd}'`, '');
   }
