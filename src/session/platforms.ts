@@ -11,9 +11,8 @@ import type { VcpuWorkerData } from '../guest/vcpu-worker.js';
 import { DrmDevice } from '../platform/linux/drm.js';
 import { DrmGpu } from '../platform/linux/gpu.js';
 import { LinuxKernelHelper, type HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
-import type { SimGpuOptions } from '../platform/sim/gpu.js';
 import type { EvictTarget } from '../platform/sim/host-pressure.js';
-import { createSimPlatform } from '../platform/sim/index.js';
+import { createSimPlatform, type SimFaultInjection } from '../platform/sim/index.js';
 import type { MachineConfig } from '../platform/sim/machine.js';
 import { SimXen } from '../platform/sim/xen.js';
 
@@ -33,7 +32,8 @@ export interface RunPlatform {
 export interface PlatformOptions {
   readonly machine: MachineConfig;
   readonly retry: boolean;
-  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions };
+  /** Test-only fault injection (sim only). */
+  readonly inject?: SimFaultInjection;
   /** linux: the DRM node whose dumb buffers serve as GPU buffers. */
   readonly drmNode?: string;
 }
@@ -43,10 +43,13 @@ export function openPlatform(name: PlatformName, o: PlatformOptions): RunPlatfor
 }
 
 function simPlatform(o: PlatformOptions): RunPlatform {
+  const i = o.inject ?? {};
   const p = createSimPlatform({
     machine: o.machine,
-    xen: { retry: o.retry, ...(o.inject?.skipTlbFlush ? { unsafeSkipTlbFlush: true } : {}) },
-    gpu: { asyncMigration: true, ...o.inject?.gpu },
+    xen: { retry: o.retry, unsafeSkipTlbFlush: i.skipTlbFlush === true, unsafeSkipFlushAckWait: i.skipFlushAckWait === true },
+    gpu: { asyncMigration: true, ...i.gpu },
+    helperInject: { unsafeSkipReadRetry: i.skipReadRetry === true, unsafeRevokeAfterCallback: i.revokeAfterCallback === true },
+    ...(i.evictDuringMapEvery !== undefined ? { evictDuringMapEvery: i.evictDuringMapEvery } : {}),
   });
   return {
     name: 'sim',

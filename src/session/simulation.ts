@@ -8,7 +8,7 @@ import { SyntheticGuest, type VcpuResult } from '../guest/synthetic.js';
 import type { BlobView, PatternName } from '../guest/workload.js';
 import type { GuestGpuPlan } from '../guest/gpu-guest.js';
 import { HostPressure } from '../platform/sim/host-pressure.js';
-import type { SimGpuOptions } from '../platform/sim/gpu.js';
+import type { SimFaultInjection } from '../platform/sim/index.js';
 import type { HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
 import { openPlatform, type PlatformName } from './platforms.js';
 import { CTL_SWEEP_DONE, HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
@@ -41,8 +41,8 @@ export interface SimRunOptions {
   readonly pin?: 'auto' | 'none';
   /** Model stock Xen (no retry state). */
   readonly stockXen?: boolean;
-  /** Test-only fault injection. */
-  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions };
+  /** Test-only fault injection (sim platform; never a CLI option). */
+  readonly inject?: SimFaultInjection;
   /** Stop early once this returns true (checked with every progress tick). */
   readonly until?: (p: Progress) => boolean;
 }
@@ -218,7 +218,8 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
       const p = progress();
       onProgress?.(p);
       const swept = o.workload === 'sweep' && Atomics.load(platform.xen.views.ctl, CTL_SWEEP_DONE) >= o.vcpus;
-      if (swept || performance.now() >= end || o.until?.(p) === true || signal?.aborted === true) {
+      const wedged = platform.xen.failure !== undefined;
+      if (swept || wedged || performance.now() >= end || o.until?.(p) === true || signal?.aborted === true) {
         clearInterval(tick);
         resolve();
       }
@@ -226,6 +227,13 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
   });
   pressure.stop();
   const g = await guest.stop();
+  if (platform.xen.failure) {
+    // A TLB flush timed out: no figure of this run can be trusted. The stopped vCPUs are offline,
+    // so the teardown's flushes do not wait for them.
+    backend.stop();
+    await platform.close();
+    throw platform.xen.failure;
+  }
   const elapsed = (performance.now() - t0) / 1000;
   // Let evictions in flight finish, then take the back-end down (revokes everything).
   await new Promise((r) => setTimeout(r, 20));

@@ -23,6 +23,10 @@ export class SoftP2mMemory implements BarMemory {
     // Nothing cached: the soft p2m is consulted on every access.
   }
 
+  resume(): void {
+    // Nothing cached, so no flush to take.
+  }
+
   access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
     const v = this.a.view;
     v.setUint32(4, size, true); // len

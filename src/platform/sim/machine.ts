@@ -15,6 +15,7 @@
  *   10 GUEST_DONE     guest-side: vCPUs that finished their workload
  *   11 IRQ_LINES      interrupt lines the device raised (bit per line), notified on change
  *   12 SWEEP_DONE     guest-side: vCPUs that finished a `sweep` workload
+ *   13 FLUSH_DONE     the newest flush epoch whose flushTlbs() returned (the revoker's view)
  *   16 + 4*v ...      per vCPU: RUN_STATE, ACKED_EPOCH, EVTCHN (guest side of its ioreq port), spare
  */
 
@@ -34,6 +35,7 @@ export const CTL_GUEST_BOOT = 9;
 export const CTL_GUEST_DONE = 10;
 export const CTL_IRQ_LINES = 11;
 export const CTL_SWEEP_DONE = 12;
+export const CTL_FLUSH_DONE = 13;
 const PENDING_WORDS = 4;
 const VCPU_BASE = 16;
 const VCPU_STRIDE = 4;
@@ -171,6 +173,16 @@ export class MachineViews {
 
   setRunState(vcpu: number, state: number): void {
     Atomics.store(this.ctl, this.runStateIndex(vcpu), state);
+    this.wakeFlusher();
+  }
+
+  /** vCPU v has flushed its TLB for every flush up to `epoch`. */
+  publishAck(vcpu: number, epoch: number): void {
+    Atomics.store(this.ctl, this.ackedEpochIndex(vcpu), epoch);
+    this.wakeFlusher();
+  }
+
+  private wakeFlusher(): void {
     Atomics.add(this.ctl, CTL_ACK_SEQ, 1);
     Atomics.notify(this.ctl, CTL_ACK_SEQ);
   }

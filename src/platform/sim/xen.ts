@@ -9,6 +9,7 @@ import { IoreqPage, STATE_IOREQ_NONE } from '../../xen/abi/ioreq.js';
 import {
   CTL_ACK_SEQ,
   CTL_DOORBELL,
+  CTL_FLUSH_DONE,
   CTL_FLUSH_EPOCH,
   CTL_IRQ_LINES,
   CTL_SERVER_ENABLED,
@@ -26,8 +27,22 @@ import {
 export interface SimXenOptions {
   /** Advertise the STATE_IORESP_RETRY extension (the proposal); false models stock Xen. */
   readonly retry: boolean;
+  /** A flush not acknowledged by every running vCPU within this many ms is an error (default 10 s). */
+  readonly flushWatchdogMs?: number;
   /** Test-only fault injection: revoke without flushing TLBs (stale accesses must show). */
   readonly unsafeSkipTlbFlush?: boolean;
+  /** Test-only fault injection: post the flush but do not wait for the acknowledgements. */
+  readonly unsafeSkipFlushAckWait?: boolean;
+}
+
+const DEFAULT_FLUSH_WATCHDOG_MS = 10_000;
+
+/** A TLB flush that running vCPUs did not acknowledge in time: the machine is wedged. */
+export class FlushTimeoutError extends Error {
+  constructor(readonly epoch: number, readonly vcpus: readonly number[], ms: number) {
+    super(`TLB flush ${epoch} not acknowledged within ${ms} ms by running vCPU${vcpus.length === 1 ? '' : 's'} ${vcpus.join(', ')}`);
+    this.name = 'FlushTimeoutError';
+  }
 }
 
 /** p2m operations the simulated kernel helper's `soft`-like back-end uses. */
@@ -51,6 +66,8 @@ export class SimXen implements HypervisorPort, SimP2m {
   readonly firstGfn: number;
   readonly pages: number;
   flushes = 0;
+  /** The first flush that timed out; the run that owns this machine must end with it. */
+  failure: FlushTimeoutError | undefined;
   private server: SimIoreqServer | undefined;
   private readonly irqLevels = new Map<number, boolean>();
 
@@ -100,18 +117,62 @@ export class SimXen implements HypervisorPort, SimP2m {
 
   flushTlbs(): void {
     if (this.opts.unsafeSkipTlbFlush === true) return;
+    const epoch = this.postFlush();
+    if (this.opts.unsafeSkipFlushAckWait === true) this.markFlushed(epoch);
+    else this.awaitFlushAcks(epoch);
+  }
+
+  /** Posts a flush request to every vCPU (the IPI); returns its epoch. */
+  postFlush(): number {
     this.flushes++;
+    return Atomics.add(this.views.ctl, CTL_FLUSH_EPOCH, 1) + 1;
+  }
+
+  /**
+   * Waits until every vCPU has acknowledged `epoch` or is not running, then publishes it as done.
+   * Throws FlushTimeoutError (and records it in `failure`) when the watchdog expires first: a stuck
+   * flush is an error, not a hang.
+   */
+  awaitFlushAcks(epoch: number): void {
     const ctl = this.views.ctl;
-    const epoch = Atomics.add(ctl, CTL_FLUSH_EPOCH, 1) + 1;
+    const ms = this.opts.flushWatchdogMs ?? DEFAULT_FLUSH_WATCHDOG_MS;
+    const deadline = performance.now() + ms;
     for (let v = 0; v < this.vcpus; v++) {
       for (;;) {
-        const seen = Atomics.load(ctl, CTL_ACK_SEQ);
-        // A vCPU that is blocked or offline holds no live translation: it flushes before it runs.
-        if (Atomics.load(ctl, this.views.runStateIndex(v)) !== RUN_RUNNING) break;
-        if (Atomics.load(ctl, this.views.ackedEpochIndex(v)) - epoch >= 0) break;
-        Atomics.wait(ctl, CTL_ACK_SEQ, seen, 50);
+        const seen = Atomics.load(ctl, CTL_ACK_SEQ); // before the check: no wake can be lost
+        if (!this.holdsEpoch(v, epoch)) break;
+        const left = deadline - performance.now();
+        if (left <= 0) throw this.stuck(epoch, ms);
+        Atomics.wait(ctl, CTL_ACK_SEQ, seen, Math.min(50, left));
       }
     }
+    this.markFlushed(epoch);
+  }
+
+  /**
+   * From here on the revoker takes every translation cleared before `epoch` as gone: a vCPU that
+   * still uses one is making a stale access (SimP2mMemory checks this).
+   */
+  private markFlushed(epoch: number): void {
+    Atomics.store(this.views.ctl, CTL_FLUSH_DONE, epoch);
+  }
+
+  /**
+   * Is vCPU v running without having acknowledged `epoch`? A vCPU that is blocked or offline holds
+   * no live translation: it takes every pending flush before it runs again.
+   */
+  private holdsEpoch(v: number, epoch: number): boolean {
+    const ctl = this.views.ctl;
+    if (Atomics.load(ctl, this.views.runStateIndex(v)) !== RUN_RUNNING) return false;
+    return Atomics.load(ctl, this.views.ackedEpochIndex(v)) - epoch < 0;
+  }
+
+  private stuck(epoch: number, ms: number): FlushTimeoutError {
+    const late: number[] = [];
+    for (let v = 0; v < this.vcpus; v++) if (this.holdsEpoch(v, epoch)) late.push(v);
+    const e = new FlushTimeoutError(epoch, late, ms);
+    this.failure ??= e;
+    return e;
   }
 
   /** Asks every vCPU to stop at its next instruction boundary. */
