@@ -46,7 +46,12 @@ function simPlatform(o: PlatformOptions): RunPlatform {
   const i = o.inject ?? {};
   const p = createSimPlatform({
     machine: o.machine,
-    xen: { retry: o.retry, unsafeSkipTlbFlush: i.skipTlbFlush === true, unsafeSkipFlushAckWait: i.skipFlushAckWait === true },
+    xen: {
+      retry: o.retry,
+      unsafeSkipTlbFlush: i.skipTlbFlush === true,
+      unsafeSkipFlushAckWait: i.skipFlushAckWait === true,
+      ...(i.flushWatchdogMs !== undefined ? { flushWatchdogMs: i.flushWatchdogMs } : {}),
+    },
     gpu: { asyncMigration: true, ...i.gpu },
     helperInject: { unsafeSkipReadRetry: i.skipReadRetry === true, unsafeRevokeAfterCallback: i.revokeAfterCallback === true },
     ...(i.evictDuringMapEvery !== undefined ? { evictDuringMapEvery: i.evictDuringMapEvery } : {}),

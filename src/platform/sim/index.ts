@@ -35,6 +35,8 @@ export interface SimFaultInjection {
   readonly skipReadRetry?: boolean;
   /** The invalidate callback returns first and clears the p2m entries after the frames moved. */
   readonly revokeAfterCallback?: boolean;
+  /** Overrides the flush watchdog (SimXenOptions.flushWatchdogMs), to test how a stuck flush ends a run. */
+  readonly flushWatchdogMs?: number;
   /** Forces a MAP / eviction race every Nth MAP (not a bug: the control runs use it too). */
   readonly evictDuringMapEvery?: number;
   readonly gpu?: SimGpuOptions;
