@@ -27,7 +27,7 @@ import {
   STATE_IORESP_RETRY,
   emptyIoreq,
 } from '../../xen/abi/ioreq.js';
-import { CTL_FLUSH_DONE, CTL_FLUSH_EPOCH, CTL_STOP, MachineViews, PAGE_SHIFT, PAGE_SIZE, RUN_BLOCKED, RUN_RUNNING, type MachineBuffers, type MachineConfig } from './machine.js';
+import { CTL_FLUSH_DONE, CTL_FLUSH_EPOCH, CTL_STOP, IPI_DELAY_MAX, MachineViews, PAGE_SHIFT, PAGE_SIZE, PROGRESS_STEP, RUN_BLOCKED, RUN_RUNNING, type MachineBuffers, type MachineConfig } from './machine.js';
 
 /** Thrown out of an access when the domain must die (Xen's domain_crash on a bad ioreq state). */
 export class DomainCrash extends Error {}
@@ -219,13 +219,6 @@ export class SimCpu {
 }
 
 /**
- * Instruction boundaries between a flush request and the vCPU taking it, at most: the IPI is
- * delivered "a little later", never at once. Long enough that a flusher that does not wait for the
- * acknowledgement frees frames this vCPU still reaches (tests see those as stale accesses).
- */
-export const IPI_DELAY_MAX = 64;
-
-/**
  * The simulated machine's BAR memory: a private TLB over the shared p2m. A flush request is noticed
  * at an instruction boundary but taken (TLB dropped, epoch acknowledged) only after a random number
  * of further accesses, 1..IPI_DELAY_MAX, during which the old translations stay in use; the
@@ -245,6 +238,9 @@ export class SimP2mMemory implements BarMemory {
   private seenFlush: number;
   /** Accesses left until a noticed flush IPI is taken; 0 when none is pending. */
   private ipiIn = 0;
+  /** Instruction boundaries passed; published (views.progress) every PROGRESS_STEP for the flush watchdog. */
+  private boundaries = 0;
+  private readonly progressIndex: number;
   private rng: number;
 
   constructor(config: MachineConfig, buffers: MachineBuffers, private readonly vcpu: number) {
@@ -254,6 +250,7 @@ export class SimP2mMemory implements BarMemory {
     this.tlbGen = new Int32Array(config.barPages);
     this.tlbEpoch = new Int32Array(config.barPages);
     this.rng = (vcpu * 2654435761 + 1) >>> 0 || 1;
+    this.progressIndex = this.views.progressIndex(vcpu);
     // An empty TLB has taken every flush so far: acknowledge it, or a flush already in flight
     // waits forever for this vCPU once it comes online.
     this.seenFlush = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
@@ -261,6 +258,7 @@ export class SimP2mMemory implements BarMemory {
   }
 
   beforeAccess(): void {
+    if (++this.boundaries % PROGRESS_STEP === 0) Atomics.store(this.views.progress, this.progressIndex, this.boundaries);
     if (this.ipiIn > 0) {
       if (--this.ipiIn === 0) this.takeFlush();
       return;

@@ -4,10 +4,11 @@
  * few accesses late, a blocked vCPU flushing on resume, the watchdog, and the stale-access oracle.
  */
 import { describe, expect, it } from 'vitest';
-import { IPI_DELAY_MAX, SimCpu, SimP2mMemory } from '../../../src/platform/sim/cpu.js';
+import { Worker } from 'node:worker_threads';
+import { SimCpu, SimP2mMemory } from '../../../src/platform/sim/cpu.js';
 import { createSimPlatform, type SimPlatform } from '../../../src/platform/sim/index.js';
-import { RUN_BLOCKED } from '../../../src/platform/sim/machine.js';
-import { FlushTimeoutError, SimXen, type SimXenOptions } from '../../../src/platform/sim/xen.js';
+import { CTL_STOP, IPI_DELAY_MAX, RUN_BLOCKED, RUN_RUNNING } from '../../../src/platform/sim/machine.js';
+import { SimXen, StuckFlushError, type SimXenOptions } from '../../../src/platform/sim/xen.js';
 import { BAR_BASE, machine } from '../../support/sim.js';
 
 const P = 4096;
@@ -62,7 +63,7 @@ describe('sim TLB flush: the IPI arrives late', () => {
     const epoch = p.xen.postFlush();
     expect(touch(mem)).toBe(true); // the IPI has not arrived: the old translation is still used
     // Nothing else runs on this thread, so vCPU 0 cannot acknowledge: the watchdog names it.
-    expect(() => { p.xen.awaitFlushAcks(epoch); }).toThrow(/not acknowledged within 200 ms by running vCPU 0$/);
+    expect(() => { p.xen.awaitFlushAcks(epoch); }).toThrow(/^TLB flush 1 stuck: running vCPU 0 did not acknowledge it within 200 ms$/);
     for (let i = 0; i < IPI_DELAY_MAX && mem.flushAcks === 0; i++) touch(mem);
     expect(mem.flushAcks).toBe(1);
     expect(touch(mem)).toBe(false); // the translation is gone: the next access faults
@@ -103,10 +104,31 @@ describe('sim TLB flush: watchdog', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(FlushTimeoutError);
-    expect((err as FlushTimeoutError).vcpus).toEqual([0, 2]);
-    expect((err as Error).message).toBe(`TLB flush ${epoch} not acknowledged within 200 ms by running vCPUs 0, 2`);
+    expect(err).toBeInstanceOf(StuckFlushError);
+    expect((err as StuckFlushError).vcpus).toEqual([0, 2]);
+    expect((err as Error).message).toBe(`TLB flush ${epoch} stuck: running vCPUs 0, 2 did not acknowledge it within 200 ms`);
     expect(xen.failure).toBe(err);
+  });
+
+  it('a vCPU that runs on past its IPI without acknowledging fails the flush at once, whatever the time limit', async () => {
+    const xen = new SimXen(machine(), { retry: true, flushWatchdogMs: 600_000 });
+    xen.views.setRunState(0, RUN_RUNNING);
+    // A broken vCPU: it keeps passing instruction boundaries (publishing its progress) and never
+    // acknowledges, as one that took the in-flight epoch as already seen would.
+    const broken = new Worker(
+      `const { workerData: d } = require('node:worker_threads');
+       const progress = new Int32Array(d.progress), ctl = new Int32Array(d.ctl);
+       while (Atomics.load(ctl, d.stop) === 0) Atomics.add(progress, d.index, d.step);`,
+      { eval: true, workerData: { progress: xen.buffers.progress, ctl: xen.buffers.ctl, stop: CTL_STOP, index: xen.views.progressIndex(0), step: 64 } },
+    );
+    try {
+      while (Atomics.load(xen.views.progress, xen.views.progressIndex(0)) === 0) await new Promise((r) => setTimeout(r, 5));
+      const epoch = xen.postFlush();
+      expect(() => { xen.awaitFlushAcks(epoch); }).toThrow(/^TLB flush 1 stuck: running vCPU 0 did not acknowledge it after \d+ more instruction boundaries \(its IPI arrives within 64\)$/);
+    } finally {
+      Atomics.store(xen.views.ctl, CTL_STOP, 1);
+      await broken.terminate();
+    }
   });
 
   it('a stuck flush inside an eviction fails closed: the frames stay allocated and the invalidation ends', async () => {
@@ -118,7 +140,7 @@ describe('sim TLB flush: watchdog', () => {
     await p.helper.map({ range, gfn: G0, pageInRange: 0, pages: 4, tryHuge: false });
     vcpu(p.xen, 0).cpu.online(); // running, and never reaching an instruction boundary
     const frame = p.simGpu.frameOf(bo, 0);
-    await expect(p.simGpu.evict(bo)).rejects.toThrow(FlushTimeoutError);
+    await expect(p.simGpu.evict(bo)).rejects.toThrow(StuckFlushError);
     expect(p.simGpu.frameOf(bo, 0)).toBe(frame); // not moved, not freed
     expect(p.mm.invalidating).toBe(false); // a later MAP does not wait forever in read_begin
     await p.hv.close();
