@@ -10,7 +10,7 @@ import type { GuestGpuPlan } from '../guest/gpu-guest.js';
 import { HostPressure } from '../platform/sim/host-pressure.js';
 import type { SimFaultInjection } from '../platform/sim/index.js';
 import type { HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
-import { openPlatform, type PlatformName } from './platforms.js';
+import { openPlatform, type PlatformName, type RunPlatform } from './platforms.js';
 import { CTL_SWEEP_DONE, HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
 import { formatNs, summarize, type Histogram, type LatencySummary } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
@@ -163,11 +163,17 @@ export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: 
   }
 }
 
+/**
+ * BAR pages per blob slot: each blob sits at a 2 MiB-aligned offset so superpages are possible when
+ * frames allow; the guest's shmem page and a probe blob follow the workload blobs.
+ */
+function blobStride(blobPages: number): number {
+  return Math.ceil(blobPages / HUGE_PAGES) * HUGE_PAGES;
+}
+
 async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinned'], onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<RunSummary> {
   const blobPages = o.blobSize / PAGE_SIZE;
-  // Each blob sits at a 2 MiB-aligned offset so superpages are possible when frames allow; the
-  // guest's shmem page and a probe blob follow the workload blobs.
-  const stride = Math.ceil(blobPages / HUGE_PAGES) * HUGE_PAGES;
+  const stride = blobStride(blobPages);
   const extra = 2 * HUGE_PAGES;
   const machine: MachineConfig = {
     vcpus: o.vcpus,
@@ -183,6 +189,41 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     { barBase: BAR_BASE, barPages: machine.barPages, policy: { ...DEFAULT_POLICY, strategy: o.strategy ?? 'fault', mode: o.mode, faultAround: o.faultAround, hugePages: o.hugePages } },
     log,
   );
+  try {
+    return await drive(o, log, pinned, platform, backend, onProgress, signal);
+  } catch (e) {
+    throw await causeOf(e, platform, backend, log);
+  }
+}
+
+/**
+ * After a stuck TLB flush, whatever failed next (a half-done unmap, the teardown) is a consequence:
+ * stop what still runs and report the flush.
+ */
+async function causeOf(e: unknown, platform: RunPlatform, backend: Backend, log: Logger): Promise<unknown> {
+  const stuck = platform.xen.failure;
+  if (!stuck) return e;
+  if (e !== stuck) log.warn({ err: e }, 'failure after a stuck TLB flush');
+  try {
+    backend.stop();
+  } catch (e2) {
+    log.warn({ err: e2 }, 'back-end teardown after a stuck TLB flush');
+  }
+  await platform.close(); // stops the vCPUs
+  return stuck;
+}
+
+async function drive(
+  o: SimRunOptions,
+  log: Logger,
+  pinned: RunSummary['pinned'],
+  platform: RunPlatform,
+  backend: Backend,
+  onProgress?: (p: Progress) => void,
+  signal?: AbortSignal,
+): Promise<RunSummary> {
+  const blobPages = o.blobSize / PAGE_SIZE;
+  const stride = blobStride(blobPages);
   backend.start();
   const device = backend.attachVirtioGpu(VIRTIO_MMIO_BASE, VIRTIO_IRQ);
   // The guest creates and places every blob through the virtio-gpu device (vCPU 0 at boot).
@@ -227,13 +268,7 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
   });
   pressure.stop();
   const g = await guest.stop();
-  if (platform.xen.failure) {
-    // A TLB flush timed out: no figure of this run can be trusted. The stopped vCPUs are offline,
-    // so the teardown's flushes do not wait for them.
-    backend.stop();
-    await platform.close();
-    throw platform.xen.failure;
-  }
+  if (platform.xen.failure) throw platform.xen.failure; // no figure of this run can be trusted
   const elapsed = (performance.now() - t0) / 1000;
   // Let evictions in flight finish, then take the back-end down (revokes everything).
   await new Promise((r) => setTimeout(r, 20));
