@@ -18,9 +18,8 @@ import { MemfdGpu, type MappedPages } from '../platform/linux/memfd-gpu.js';
 import { openPagemap } from '../platform/linux/pagemap.js';
 import { PlacementBoard } from '../platform/linux/placement-tags.js';
 import type { GpuPort } from '../platform/ports.js';
-import type { SimGpuOptions } from '../platform/sim/gpu.js';
 import type { EvictTarget } from '../platform/sim/host-pressure.js';
-import { createSimPlatform } from '../platform/sim/index.js';
+import { createSimPlatform, type SimFaultInjection } from '../platform/sim/index.js';
 import type { MachineConfig } from '../platform/sim/machine.js';
 import { SimXen } from '../platform/sim/xen.js';
 import { P2M_XEN } from '../platform/linux/helper-abi.js';
@@ -59,7 +58,8 @@ export interface RunPlatform {
 export interface PlatformOptions {
   readonly machine: MachineConfig;
   readonly retry: boolean;
-  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions };
+  /** Test-only fault injection (sim only). */
+  readonly inject?: SimFaultInjection;
   /** linux: serve BOs from this DRM node's dumb buffers instead of memfd. */
   readonly drmNode?: string;
 }
@@ -69,10 +69,18 @@ export function openPlatform(name: PlatformName, o: PlatformOptions): RunPlatfor
 }
 
 function simPlatform(o: PlatformOptions): RunPlatform {
+  const i = o.inject ?? {};
   const p = createSimPlatform({
     machine: o.machine,
-    xen: { retry: o.retry, ...(o.inject?.skipTlbFlush ? { unsafeSkipTlbFlush: true } : {}) },
-    gpu: { asyncMigration: true, ...o.inject?.gpu },
+    xen: {
+      retry: o.retry,
+      unsafeSkipTlbFlush: i.skipTlbFlush === true,
+      unsafeSkipFlushAckWait: i.skipFlushAckWait === true,
+      ...(i.flushWatchdogMs !== undefined ? { flushWatchdogMs: i.flushWatchdogMs } : {}),
+    },
+    gpu: { asyncMigration: true, ...i.gpu },
+    helperInject: { unsafeSkipReadRetry: i.skipReadRetry === true, unsafeRevokeAfterCallback: i.revokeAfterCallback === true },
+    ...(i.evictDuringMapEvery !== undefined ? { evictDuringMapEvery: i.evictDuringMapEvery } : {}),
   });
   return {
     name: 'sim',

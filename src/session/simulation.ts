@@ -8,9 +8,9 @@ import { SyntheticGuest, type VcpuResult } from '../guest/synthetic.js';
 import type { BlobView, PatternName } from '../guest/workload.js';
 import type { GuestGpuPlan } from '../guest/gpu-guest.js';
 import { HostPressure } from '../platform/sim/host-pressure.js';
-import type { SimGpuOptions } from '../platform/sim/gpu.js';
+import type { SimFaultInjection } from '../platform/sim/index.js';
 import type { HelperStatsWithHistograms } from '../platform/linux/kernel-helper.js';
-import { openPlatform, type PlatformName } from './platforms.js';
+import { openPlatform, type PlatformName, type RunPlatform } from './platforms.js';
 import { CTL_SWEEP_DONE, HUGE_PAGES, PAGE_SIZE, type MachineConfig } from '../platform/sim/machine.js';
 import { formatNs, summarize, type Histogram, type LatencySummary } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
@@ -44,8 +44,8 @@ export interface SimRunOptions {
   readonly pin?: 'auto' | 'none';
   /** Model stock Xen (no retry state). */
   readonly stockXen?: boolean;
-  /** Test-only fault injection. */
-  readonly inject?: { readonly skipTlbFlush?: boolean; readonly gpu?: SimGpuOptions; readonly stringFault?: StringFault };
+  /** Test-only fault injection (sim platform; never a CLI option). */
+  readonly inject?: SimFaultInjection & { readonly stringFault?: StringFault };
   /** Stop early once this returns true (checked with every progress tick). */
   readonly until?: (p: Progress) => boolean;
 }
@@ -207,8 +207,6 @@ export async function runSimulation(o: SimRunOptions, log: Logger, onProgress?: 
 }
 
 async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinned'], onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<RunSummary> {
-  const blobPages = o.blobSize / PAGE_SIZE;
-  const stride = blobStride(blobPages);
   const machine = simMachine(o);
   const platform = openPlatform(o.platform ?? 'sim', { machine, retry: o.stockXen !== true, ...(o.inject ? { inject: o.inject } : {}), ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
   const stringFault = o.inject?.stringFault;
@@ -222,6 +220,41 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     },
     log,
   );
+  try {
+    return await drive(o, log, pinned, platform, backend, onProgress, signal);
+  } catch (e) {
+    throw await causeOf(e, platform, backend, log);
+  }
+}
+
+/**
+ * After a stuck TLB flush, whatever failed next (a half-done unmap, the teardown) is a consequence:
+ * stop what still runs and report the flush.
+ */
+async function causeOf(e: unknown, platform: RunPlatform, backend: Backend, log: Logger): Promise<unknown> {
+  const stuck = platform.xen.failure;
+  if (!stuck) return e;
+  if (e !== stuck) log.warn({ err: e }, 'failure after a stuck TLB flush');
+  try {
+    backend.stop();
+  } catch (e2) {
+    log.warn({ err: e2 }, 'back-end teardown after a stuck TLB flush');
+  }
+  await platform.close(); // stops the vCPUs
+  return stuck;
+}
+
+async function drive(
+  o: SimRunOptions,
+  log: Logger,
+  pinned: RunSummary['pinned'],
+  platform: RunPlatform,
+  backend: Backend,
+  onProgress?: (p: Progress) => void,
+  signal?: AbortSignal,
+): Promise<RunSummary> {
+  const blobPages = o.blobSize / PAGE_SIZE;
+  const stride = blobStride(blobPages);
   backend.start();
   const device = backend.attachVirtioGpu(VIRTIO_MMIO_BASE, VIRTIO_IRQ);
   // The guest creates and places every blob through the virtio-gpu device (vCPU 0 at boot).
@@ -257,7 +290,8 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
       const p = progress();
       onProgress?.(p);
       const swept = o.workload === 'sweep' && Atomics.load(platform.xen.views.ctl, CTL_SWEEP_DONE) >= o.vcpus;
-      if (swept || performance.now() >= end || o.until?.(p) === true || signal?.aborted === true) {
+      const wedged = platform.xen.failure !== undefined;
+      if (swept || wedged || performance.now() >= end || o.until?.(p) === true || signal?.aborted === true) {
         clearInterval(tick);
         resolve();
       }
@@ -265,6 +299,7 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
   });
   pressure.stop();
   const g = await guest.stop();
+  if (platform.xen.failure) throw platform.xen.failure; // no figure of this run can be trusted
   const elapsed = (performance.now() - t0) / 1000;
   // Let evictions in flight finish, then take the back-end down (revokes everything).
   await new Promise((r) => setTimeout(r, 20));

@@ -1,8 +1,8 @@
 /**
  * End to end on the simulated platform: vCPU threads, the ioreq server, the BAR manager, the kernel
  * helper and host evictions all running at once. Revocation must be airtight (no stale access, no
- * integrity error) over at least 100k faults and 1k revokes, in both answer modes; and the detectors
- * behind those two numbers must fire when the protocol is broken on purpose.
+ * integrity error) over at least 100k faults and 1k revokes, in both answer modes. The detectors
+ * behind those two numbers are shown to fire in fault-injection.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { runSimulation, type SimRunOptions } from '../../src/session/simulation.js';
@@ -55,17 +55,5 @@ describe('simulation end to end', () => {
     const r = await runSimulation({ ...base, mode: 'emulate', stockXen: true, durationS: 2, workload: 'write-heavy' }, silentLogger());
     expect(r.faults).toBeGreaterThan(0);
     expect([r.retries, r.stale_accesses, r.integrity_errors, r.guest_crashes.length]).toEqual([0, 0, 0, 0]);
-  });
-
-  it('detects stale accesses when revokes skip the TLB flush (fault injection)', async () => {
-    const r = await runSimulation({ ...base, workload: 'hotset', durationS: 3, inject: { skipTlbFlush: true } }, silentLogger());
-    expect(r.revokes).toBeGreaterThan(0);
-    expect(r.stale_accesses).toBeGreaterThan(0);
-  });
-
-  it('detects integrity errors when eviction loses buffer content (fault injection)', async () => {
-    const r = await runSimulation({ ...base, workload: 'write-heavy', durationS: 3, inject: { gpu: { dropContentOnEvict: true } } }, silentLogger());
-    expect(r.integrity_errors).toBeGreaterThan(0);
-    expect(r.integrity_samples.length).toBeGreaterThan(0);
   });
 });

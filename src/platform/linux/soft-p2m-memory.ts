@@ -58,6 +58,10 @@ export class SoftP2mMemory implements BarMemory {
     // Nothing cached: the soft p2m is consulted on every access.
   }
 
+  resume(): void {
+    // Nothing cached, so no flush to take.
+  }
+
   access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
     const b = this.buf;
     if (write) {

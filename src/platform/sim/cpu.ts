@@ -2,15 +2,19 @@
  * One simulated vCPU (runs inside a worker thread): loads and stores on guest-physical addresses
  * through its BarMemory, exactly as the hardware + Xen would treat them:
  *
- *  - every access first honours a pending TLB flush and acknowledges it (the flush IPI);
+ *  - a TLB flush request (the IPI) is taken at an instruction boundary a few accesses after it was
+ *    posted, and acknowledged then; meanwhile the vCPU keeps using its old translations. A vCPU
+ *    that was not running (blocked in an ioreq, halted, offline) takes every pending flush the
+ *    moment it runs again, since the flusher did not wait for it;
  *  - a mapped page is reached with no exit at all;
  *  - an unmapped page inside the ioreq server's ranges fills this vCPU's ioreq slot, sends on the
  *    event channel and blocks until the slot reads IORESP_READY (the access completes with the
  *    slot's data) or IORESP_RETRY (the instruction re-executes);
  *  - anything else is unclaimed MMIO: reads return all ones, writes are dropped.
  *
- * SimP2mMemory checks each frame reached against the generation it had when the translation was
- * made: a mismatch is an access to a frame after its revoke completed (stale).
+ * SimP2mMemory counts a stale access (an access through a translation after its revoke completed)
+ * when the frame reached was free when the translation was made, or was freed since, or when the
+ * translation was removed from the p2m by a flush that has already returned to the revoker.
  */
 import {
   IOREQ_READ,
@@ -24,7 +28,7 @@ import {
   emptyIoreq,
 } from '../../xen/abi/ioreq.js';
 import { xenMmioChunks, xenRepMovsCount } from './xen-emulate.js';
-import { CTL_FLUSH_EPOCH, CTL_STOP, MachineViews, PAGE_SHIFT, PAGE_SIZE, RUN_BLOCKED, RUN_RUNNING, type MachineBuffers, type MachineConfig } from './machine.js';
+import { CTL_FLUSH_DONE, CTL_FLUSH_EPOCH, CTL_STOP, IPI_DELAY_MAX, MachineViews, PAGE_SHIFT, PAGE_SIZE, PROGRESS_STEP, RUN_BLOCKED, RUN_RUNNING, type MachineBuffers, type MachineConfig } from './machine.js';
 
 /** Thrown out of an access when the domain must die (Xen's domain_crash on a bad ioreq state). */
 export class DomainCrash extends Error {}
@@ -44,8 +48,10 @@ export interface CpuCounters {
  * makes `access` return false and the vCPU raises an ioreq.
  */
 export interface BarMemory {
-  /** At every instruction boundary: honour and acknowledge a pending TLB flush. */
+  /** At every instruction boundary: the flush IPI may arrive (take and acknowledge a pending flush). */
   beforeAccess(): void;
+  /** The vCPU has just been marked running again: take every flush posted meanwhile, now. */
+  resume(): void;
   /** Performs an aligned 4- or 8-byte access to a BAR page if it is mapped (a load's value goes to `out`). */
   access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean;
   /** Accesses that reached a frame after its revoke completed. */
@@ -84,7 +90,7 @@ export class SimCpu {
   }
 
   online(): void {
-    this.views.setRunState(this.vcpu, RUN_RUNNING);
+    this.running();
   }
 
   offline(): void {
@@ -113,7 +119,7 @@ export class SimCpu {
       }
       return true;
     } finally {
-      this.views.setRunState(this.vcpu, RUN_RUNNING);
+      this.running();
     }
   }
 
@@ -311,9 +317,18 @@ export class SimCpu {
     }
     // wait_for_io(): consume the answer and hand the slot back.
     this.page.transitionState(v, state, STATE_IOREQ_NONE);
-    this.views.setRunState(v, RUN_RUNNING);
+    this.running();
     this.opts.onIoreqDone?.((performance.now() - t0) * 1e6);
     return state;
+  }
+
+  /**
+   * Marks this vCPU running, then takes any flush posted while it was not (Dekker with the flusher:
+   * run state stored before the epoch is read, both sequentially consistent).
+   */
+  private running(): void {
+    this.views.setRunState(this.vcpu, RUN_RUNNING);
+    this.memory.resume();
   }
 
   private waitForAnswer(): number {
@@ -335,9 +350,10 @@ export class SimCpu {
 }
 
 /**
- * The simulated machine's BAR memory: a private TLB over the shared p2m, flushed (and the flush
- * acknowledged) at instruction boundaries, with every frame reached checked against the generation
- * it had when the translation was made.
+ * The simulated machine's BAR memory: a private TLB over the shared p2m. A flush request is noticed
+ * at an instruction boundary but taken (TLB dropped, epoch acknowledged) only after a random number
+ * of further accesses, 1..IPI_DELAY_MAX, during which the old translations stay in use; the
+ * flusher waits for the acknowledgement. Each access through the TLB is checked (see `isStale`).
  */
 export class SimP2mMemory implements BarMemory {
   staleAccesses = 0;
@@ -349,7 +365,14 @@ export class SimP2mMemory implements BarMemory {
   private readonly tlbGen: Int32Array;
   private readonly tlbEpoch: Int32Array;
   private localEpoch = 1;
+  /** The last flush epoch this vCPU took (and acknowledged). */
   private seenFlush: number;
+  /** Accesses left until a noticed flush IPI is taken; 0 when none is pending. */
+  private ipiIn = 0;
+  /** Instruction boundaries passed; published (views.progress) every PROGRESS_STEP for the flush watchdog. */
+  private boundaries = 0;
+  private readonly progressIndex: number;
+  private rng: number;
 
   constructor(config: MachineConfig, buffers: MachineBuffers, private readonly vcpu: number) {
     this.views = new MachineViews(config, buffers);
@@ -357,17 +380,26 @@ export class SimP2mMemory implements BarMemory {
     this.tlbFrame = new Int32Array(config.barPages);
     this.tlbGen = new Int32Array(config.barPages);
     this.tlbEpoch = new Int32Array(config.barPages);
+    this.rng = (vcpu * 2654435761 + 1) >>> 0 || 1;
+    this.progressIndex = this.views.progressIndex(vcpu);
+    // An empty TLB has taken every flush so far: acknowledge it, or a flush already in flight
+    // waits forever for this vCPU once it comes online.
     this.seenFlush = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
+    this.views.publishAck(vcpu, this.seenFlush);
   }
 
   beforeAccess(): void {
-    const epoch = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
-    if (epoch === this.seenFlush) return;
-    this.localEpoch++; // invalidates every TLB entry at once
-    this.seenFlush = epoch;
-    this.flushAcks++;
-    Atomics.store(this.views.ctl, this.views.ackedEpochIndex(this.vcpu), epoch);
-    this.views.setRunState(this.vcpu, RUN_RUNNING); // bumps ACK_SEQ and wakes the flusher
+    if (++this.boundaries % PROGRESS_STEP === 0) Atomics.store(this.views.progress, this.progressIndex, this.boundaries);
+    if (this.ipiIn > 0) {
+      if (--this.ipiIn === 0) this.takeFlush();
+      return;
+    }
+    if (Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH) !== this.seenFlush) this.ipiIn = 1 + this.randomBelow(IPI_DELAY_MAX);
+  }
+
+  resume(): void {
+    this.ipiIn = 0;
+    this.takeFlush();
   }
 
   access(gpa: number, size: 4 | 8, write: boolean, lo: number, hi: number, out: { lo: number; hi: number }): boolean {
@@ -383,9 +415,32 @@ export class SimP2mMemory implements BarMemory {
       out.lo = h[w] ?? 0;
       out.hi = size === 8 ? (h[w + 1] ?? 0) : 0;
     }
-    // Still inside the same "instruction": no flush can have been acknowledged in between.
-    if (Atomics.load(this.views.frameGen, frame) !== this.tlbGen[idx]) this.staleAccesses++;
+    // Still inside the same "instruction": no flush can have been taken in between.
+    if (this.isStale(idx, frame)) this.staleAccesses++;
     return true;
+  }
+
+  /**
+   * Was this access through a dead translation? Yes if the frame was free when the translation was
+   * made (odd generation: HostMemory bumps it on alloc and on free) or has been freed since, or if
+   * a flush this vCPU has not taken yet already returned to the revoker while the p2m no longer
+   * holds this translation (the revoker believes no vCPU can reach the frame any more).
+   */
+  private isStale(idx: number, frame: number): boolean {
+    const gen = this.tlbGen[idx] ?? 0;
+    if ((gen & 1) !== 0 || Atomics.load(this.views.frameGen, frame) !== gen) return true;
+    const completedUntaken = (Atomics.load(this.views.ctl, CTL_FLUSH_DONE) - this.seenFlush) | 0;
+    return completedUntaken > 0 && Atomics.load(this.views.p2m, idx) !== this.tlbFrame[idx];
+  }
+
+  /** Drops every TLB entry and acknowledges the newest epoch, if one was posted since the last. */
+  private takeFlush(): void {
+    const epoch = Atomics.load(this.views.ctl, CTL_FLUSH_EPOCH);
+    if (epoch === this.seenFlush) return;
+    this.localEpoch++; // invalidates every TLB entry at once
+    this.seenFlush = epoch;
+    this.flushAcks++;
+    this.views.publishAck(this.vcpu, epoch);
   }
 
   private translate(idx: number): number {
@@ -394,10 +449,21 @@ export class SimP2mMemory implements BarMemory {
     if (entry === 0) return -1;
     const frame = entry - 1;
     this.tlbFrame[idx] = entry;
-    // Safe to read after the entry: the frame cannot be freed before this vCPU acknowledges a flush.
+    // Read after the entry: a correct revoke frees the frame only after this vCPU acknowledged a
+    // flush, so the generation seen here is the one of the frame the entry was installed for.
     this.tlbGen[idx] = Atomics.load(this.views.frameGen, frame);
     this.tlbEpoch[idx] = this.localEpoch;
     return frame;
+  }
+
+  /** xorshift32, seeded per vCPU: reproducible IPI delays. */
+  private randomBelow(n: number): number {
+    let x = this.rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rng = x >>> 0;
+    return Math.floor((this.rng / 0x1_0000_0000) * n);
   }
 }
 

@@ -107,6 +107,15 @@ export class SimGpu implements GpuPort {
     });
   }
 
+  /** Moves the one page mapped at `va` (any CPU mapping of any BO); false when none is there. */
+  evictAt(va: number): Promise<boolean> {
+    for (const bo of this.bos.values()) {
+      const m = bo.mappings.find((x) => x.va <= va && va < x.va + x.length);
+      if (m) return this.evict(bo.handle, Math.floor((va - m.va) / PAGE_SIZE), 1);
+    }
+    return Promise.resolve(false);
+  }
+
   private async invalidateSpans(spans: { start: number; end: number }[], move: () => void): Promise<void> {
     const [first, ...rest] = spans;
     if (!first) {

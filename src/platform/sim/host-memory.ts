@@ -1,7 +1,8 @@
 /**
  * Host physical memory of the simulation: 4 KiB frames in a SharedArrayBuffer, a first-fit frame
- * allocator, and a generation counter per frame. Freeing a frame bumps its generation, so a vCPU
- * that still reaches the frame through a stale translation can tell (that is a stale access).
+ * allocator, and a generation counter per frame, odd while the frame is free: allocating and freeing
+ * a frame both bump it. A vCPU that reaches a frame through a stale translation can tell (that is a
+ * stale access): the generation moved since the translation was made, or it was odd (free) then.
  * Main thread only; vCPUs read frames and generations through MachineViews.
  */
 import { HUGE_PAGES, PAGE_SIZE, type MachineViews } from './machine.js';
@@ -16,6 +17,7 @@ export class HostMemory {
   constructor(private readonly views: MachineViews) {
     this.used = new Uint8Array(views.config.hostFrames);
     this.freeFrames = views.config.hostFrames;
+    views.frameGen.fill(1); // every frame starts free; no vCPU runs yet
   }
 
   get free(): number {
@@ -44,6 +46,7 @@ export class HostMemory {
     for (const f of frames) {
       this.used[f] = 1;
       this.zero(f);
+      Atomics.add(this.views.frameGen, f, 1); // odd → even: allocated
     }
     this.freeFrames -= count;
     return frames;
@@ -54,7 +57,7 @@ export class HostMemory {
     for (const f of frames) {
       if (this.used[f] === 0) throw new Error(`host memory: double free of frame ${f}`);
       this.used[f] = 0;
-      Atomics.add(this.views.frameGen, f, 1);
+      Atomics.add(this.views.frameGen, f, 1); // even → odd: free
     }
     this.freeFrames += frames.length;
   }

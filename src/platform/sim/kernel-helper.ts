@@ -48,8 +48,19 @@ interface Range {
 }
 
 export interface SimHelperHooks {
-  /** Called between the frame lookup and the locked retry check: tests race invalidations here. */
-  afterLookup?: (req: MapRequest) => void;
+  /**
+   * Called between the frame lookup and the locked retry check (with the VA of the request's first
+   * page): tests race invalidations here.
+   */
+  afterLookup?: (req: MapRequest, va: number) => void;
+}
+
+/** Test-only fault injection: each breaks the revoke protocol in one way the detectors must catch. */
+export interface SimHelperInjection {
+  /** MAP installs the frames it looked up even when an invalidation ran since read_begin. */
+  readonly unsafeSkipReadRetry?: boolean;
+  /** The invalidate callback returns at once and clears the p2m entries later, after the frames moved. */
+  readonly unsafeRevokeAfterCallback?: boolean;
 }
 
 /** After this many read_retry collisions in one MAP the helper gives up with EBUSY (test_hmm bounds by time). */
@@ -82,6 +93,7 @@ export class SimKernelHelper implements KernelHelperPort {
     private readonly p2m: SimP2m,
     host: SharedArrayBuffer,
     private readonly hooks: SimHelperHooks = {},
+    private readonly inject: SimHelperInjection = {},
   ) {
     this.hostView = new DataView(host);
   }
@@ -142,9 +154,9 @@ export class SimKernelHelper implements KernelHelperPort {
         });
       }
       const plan = this.lookup(r, req);
-      this.hooks.afterLookup?.(req);
+      this.hooks.afterLookup?.(req, r.va + req.pageInRange * PAGE_SIZE);
       // --- lock ---
-      if (this.mm.readRetry(r.sub, seq)) {
+      if (this.mm.readRetry(r.sub, seq) && this.honourReadRetry()) {
         if (++collisions >= MAX_COLLISIONS) throw new HelperError('EBUSY', 'range kept changing under MAP');
         this.counters.mapCollisions++;
         continue;
@@ -215,6 +227,13 @@ export class SimKernelHelper implements KernelHelperPort {
 
   // -------------------------------------------------------------------------------------------
 
+  /** False only under the test-only injection that ignores a collision (counted all the same). */
+  private honourReadRetry(): boolean {
+    if (this.inject.unsafeSkipReadRetry !== true) return true;
+    this.counters.mapCollisions++;
+    return false;
+  }
+
   /** The invalidate callback (mmu_interval_notifier_ops.invalidate). */
   private invalidate(r: Range, nr: NotifierRange, curSeq: number): boolean {
     // Non-blockable callers would trylock; the simulated lock is never held across a yield, so it
@@ -224,13 +243,22 @@ export class SimKernelHelper implements KernelHelperPort {
     const end = r.va + r.pages * PAGE_SIZE;
     const first = Math.max(0, Math.floor((Math.max(nr.start, r.va) - r.va) / PAGE_SIZE));
     const last = Math.min(r.pages, Math.ceil((Math.min(nr.end, end) - r.va) / PAGE_SIZE));
+    if (this.inject.unsafeRevokeAfterCallback === true) {
+      setImmediate(() => { if (!r.sub.removed) this.revokeRange(r, nr, first, last, curSeq, startNs); });
+    } else {
+      this.revokeRange(r, nr, first, last, curSeq, startNs);
+    }
+    return true;
+  }
+
+  /** Clears the p2m entries of pages [first, last), flushes, and queues the event. */
+  private revokeRange(r: Range, nr: NotifierRange, first: number, last: number, curSeq: number, startNs: bigint): void {
     const revoked = this.revokePages(r, first, last - first);
     if (revoked > 0) this.p2m.flushTlbs();
     const doneNs = process.hrtime.bigint();
     if (nr.event === NotifyEvent.Release || (nr.event === NotifyEvent.Unmap && first === 0 && last === r.pages)) r.dead = true;
     this.counters.invalidations++;
     this.enqueue({ range: r.id, firstPage: first, pages: last - first, revoked, event: nr.event, seq: curSeq, startNs, doneNs });
-    return true;
   }
 
   /** Clears the p2m entries of pages [first, first+count) of a range; the caller flushes. */

@@ -15,6 +15,7 @@
  *   10 GUEST_DONE     guest-side: vCPUs that finished their workload
  *   11 IRQ_LINES      interrupt lines the device raised (bit per line), notified on change
  *   12 SWEEP_DONE     guest-side: vCPUs that finished a `sweep` workload
+ *   13 FLUSH_DONE     the newest flush epoch whose flushTlbs() returned (the revoker's view)
  *   16 + 4*v ...      per vCPU: RUN_STATE, ACKED_EPOCH, EVTCHN (guest side of its ioreq port), spare
  */
 
@@ -34,6 +35,7 @@ export const CTL_GUEST_BOOT = 9;
 export const CTL_GUEST_DONE = 10;
 export const CTL_IRQ_LINES = 11;
 export const CTL_SWEEP_DONE = 12;
+export const CTL_FLUSH_DONE = 13;
 const PENDING_WORDS = 4;
 const VCPU_BASE = 16;
 const VCPU_STRIDE = 4;
@@ -43,6 +45,13 @@ const CTL_WORDS = VCPU_BASE + VCPU_STRIDE * MAX_VCPUS;
 export const RUN_OFFLINE = 0;
 export const RUN_RUNNING = 1;
 export const RUN_BLOCKED = 2;
+
+/**
+ * Instruction boundaries between a flush request and a running vCPU taking it, at most: the IPI is
+ * delivered "a little later", never at once (sim/cpu.ts). Long enough that a flusher that does not
+ * wait for the acknowledgement frees frames a vCPU still reaches.
+ */
+export const IPI_DELAY_MAX = 64;
 
 /** Guest-side event-channel port of vCPU v's ioreq channel (what Xen publishes in vp_eport). */
 export const VP_EPORT_BASE = 32;
@@ -66,7 +75,14 @@ export interface MachineBuffers {
   readonly ram: SharedArrayBuffer;
   /** The server's MMIO ranges, as Xen's rangeset: [count, start0, end0 (inclusive), ...]. */
   readonly ranges: SharedArrayBuffer;
+  /** Per vCPU, on a cache line of its own: instruction boundaries passed (published every 64). */
+  readonly progress: SharedArrayBuffer;
 }
+
+/** Int32 words per vCPU in `progress`: 64 bytes, so vCPUs never share the line they write. */
+const PROGRESS_STRIDE = 16;
+/** A vCPU publishes its boundary count when it is a multiple of this. */
+export const PROGRESS_STEP = 64;
 
 export const MAX_IO_RANGES = 256;
 
@@ -91,6 +107,7 @@ export function allocateMachine(c: MachineConfig): MachineBuffers {
     ioreq: new SharedArrayBuffer(PAGE_SIZE),
     ram: new SharedArrayBuffer(Math.max(c.guestRamBytes, 8)),
     ranges: new SharedArrayBuffer(8 * (1 + 2 * MAX_IO_RANGES)),
+    progress: new SharedArrayBuffer(4 * PROGRESS_STRIDE * c.vcpus),
   };
 }
 
@@ -102,6 +119,7 @@ export class MachineViews {
   readonly p2m: Int32Array;
   readonly ctl: Int32Array;
   readonly ranges: Float64Array;
+  readonly progress: Int32Array;
 
   constructor(readonly config: MachineConfig, readonly buffers: MachineBuffers) {
     this.host32 = new Uint32Array(buffers.host);
@@ -109,6 +127,7 @@ export class MachineViews {
     this.p2m = new Int32Array(buffers.p2m);
     this.ctl = new Int32Array(buffers.ctl);
     this.ranges = new Float64Array(buffers.ranges);
+    this.progress = new Int32Array(buffers.progress);
   }
 
   /** Does a registered MMIO range of an enabled server hold [addr, addr+size)? (Xen forwards only then.) */
@@ -131,6 +150,9 @@ export class MachineViews {
   }
   evtchnIndex(vcpu: number): number {
     return VCPU_BASE + VCPU_STRIDE * vcpu + 2;
+  }
+  progressIndex(vcpu: number): number {
+    return PROGRESS_STRIDE * vcpu;
   }
   /** The server's local port bound to vCPU v's ioreq channel, 0 while unbound. */
   boundPortIndex(vcpu: number): number {
@@ -171,6 +193,16 @@ export class MachineViews {
 
   setRunState(vcpu: number, state: number): void {
     Atomics.store(this.ctl, this.runStateIndex(vcpu), state);
+    this.wakeFlusher();
+  }
+
+  /** vCPU v has flushed its TLB for every flush up to `epoch`. */
+  publishAck(vcpu: number, epoch: number): void {
+    Atomics.store(this.ctl, this.ackedEpochIndex(vcpu), epoch);
+    this.wakeFlusher();
+  }
+
+  private wakeFlusher(): void {
     Atomics.add(this.ctl, CTL_ACK_SEQ, 1);
     Atomics.notify(this.ctl, CTL_ACK_SEQ);
   }

@@ -147,8 +147,15 @@ export class SimMm {
     if (this.active++ === 0) this.invalidateSeq++; // even → odd
     const curSeq = this.invalidateSeq;
     const range: NotifierRange = { start, end, event, blockable: true };
-    for (const sub of [...this.subs]) {
-      if (sub.start < end && start < sub.end) sub.invalidate(range, curSeq);
+    try {
+      for (const sub of [...this.subs]) {
+        if (sub.start < end && start < sub.end) sub.invalidate(range, curSeq);
+      }
+    } catch (e) {
+      // A callback failed (a stuck TLB flush): the caller skips its work; end the invalidation so
+      // that read_begin() never waits on it forever.
+      this.invalidateEnd();
+      throw e;
     }
   }
 

@@ -9,13 +9,16 @@ import { IoreqPage, STATE_IOREQ_NONE } from '../../xen/abi/ioreq.js';
 import {
   CTL_ACK_SEQ,
   CTL_DOORBELL,
+  CTL_FLUSH_DONE,
   CTL_FLUSH_EPOCH,
   CTL_IRQ_LINES,
   CTL_SERVER_ENABLED,
   CTL_STOP,
+  IPI_DELAY_MAX,
   MAX_IO_RANGES,
   MachineViews,
   PAGE_SHIFT,
+  PROGRESS_STEP,
   RUN_RUNNING,
   VP_EPORT_BASE,
   allocateMachine,
@@ -26,8 +29,32 @@ import {
 export interface SimXenOptions {
   /** Advertise the STATE_IORESP_RETRY extension (the proposal); false models stock Xen. */
   readonly retry: boolean;
+  /**
+   * A flush some running vCPU has not acknowledged after this many ms is an error (default 60 s:
+   * long, since a vCPU thread the host does not schedule cannot acknowledge; one that runs on
+   * without acknowledging is caught at once by its progress).
+   */
+  readonly flushWatchdogMs?: number;
   /** Test-only fault injection: revoke without flushing TLBs (stale accesses must show). */
   readonly unsafeSkipTlbFlush?: boolean;
+  /** Test-only fault injection: post the flush but do not wait for the acknowledgements. */
+  readonly unsafeSkipFlushAckWait?: boolean;
+}
+
+const DEFAULT_FLUSH_WATCHDOG_MS = 60_000;
+/**
+ * Instruction boundaries a running vCPU may pass after a flush was posted without acknowledging
+ * it: it notices the flush at the first and takes it within IPI_DELAY_MAX more; the published
+ * count lags by up to PROGRESS_STEP at each end.
+ */
+const FLUSH_BOUNDARY_BUDGET = 1 + IPI_DELAY_MAX + 2 * PROGRESS_STEP;
+
+/** A TLB flush that running vCPUs did not acknowledge: the machine is wedged. */
+export class StuckFlushError extends Error {
+  constructor(readonly epoch: number, readonly vcpus: readonly number[], why: string) {
+    super(`TLB flush ${epoch} stuck: running vCPU${vcpus.length === 1 ? '' : 's'} ${vcpus.join(', ')} did not acknowledge it ${why}`);
+    this.name = 'StuckFlushError';
+  }
 }
 
 /** p2m operations the simulated kernel helper's `soft`-like back-end uses. */
@@ -51,6 +78,8 @@ export class SimXen implements HypervisorPort, SimP2m {
   readonly firstGfn: number;
   readonly pages: number;
   flushes = 0;
+  /** The first flush that got stuck; the run that owns this machine must end with it. */
+  failure: StuckFlushError | undefined;
   private server: SimIoreqServer | undefined;
   private readonly irqLevels = new Map<number, boolean>();
 
@@ -100,18 +129,71 @@ export class SimXen implements HypervisorPort, SimP2m {
 
   flushTlbs(): void {
     if (this.opts.unsafeSkipTlbFlush === true) return;
+    const epoch = this.postFlush();
+    if (this.opts.unsafeSkipFlushAckWait === true) this.markFlushed(epoch);
+    else this.awaitFlushAcks(epoch);
+  }
+
+  /** Posts a flush request to every vCPU (the IPI); returns its epoch. */
+  postFlush(): number {
     this.flushes++;
+    return Atomics.add(this.views.ctl, CTL_FLUSH_EPOCH, 1) + 1;
+  }
+
+  /**
+   * Waits until every vCPU has acknowledged `epoch` or is not running, then publishes it as done.
+   * The watchdog throws StuckFlushError (and records it in `failure`) instead of hanging: at once
+   * when a running vCPU has gone on past the point where its IPI must have arrived (call this right
+   * after postFlush), or when the flush is still unacknowledged after flushWatchdogMs.
+   */
+  awaitFlushAcks(epoch: number): void {
     const ctl = this.views.ctl;
-    const epoch = Atomics.add(ctl, CTL_FLUSH_EPOCH, 1) + 1;
+    const ms = this.opts.flushWatchdogMs ?? DEFAULT_FLUSH_WATCHDOG_MS;
+    const deadline = performance.now() + ms;
+    const progress = this.views.progress;
     for (let v = 0; v < this.vcpus; v++) {
+      const start = Atomics.load(progress, this.views.progressIndex(v));
       for (;;) {
-        const seen = Atomics.load(ctl, CTL_ACK_SEQ);
-        // A vCPU that is blocked or offline holds no live translation: it flushes before it runs.
-        if (Atomics.load(ctl, this.views.runStateIndex(v)) !== RUN_RUNNING) break;
-        if (Atomics.load(ctl, this.views.ackedEpochIndex(v)) - epoch >= 0) break;
-        Atomics.wait(ctl, CTL_ACK_SEQ, seen, 50);
+        const seen = Atomics.load(ctl, CTL_ACK_SEQ); // before the check: no wake can be lost
+        if (!this.holdsEpoch(v, epoch)) break;
+        const ran = (Atomics.load(progress, this.views.progressIndex(v)) - start) | 0;
+        if (ran > FLUSH_BOUNDARY_BUDGET) throw this.stuck(epoch, [v], `after ${ran} more instruction boundaries (its IPI arrives within ${IPI_DELAY_MAX})`);
+        const left = deadline - performance.now();
+        if (left <= 0) throw this.stuck(epoch, this.holdersOf(epoch), `within ${ms} ms`);
+        Atomics.wait(ctl, CTL_ACK_SEQ, seen, Math.min(50, left));
       }
     }
+    this.markFlushed(epoch);
+  }
+
+  /**
+   * From here on the revoker takes every translation cleared before `epoch` as gone: a vCPU that
+   * still uses one is making a stale access (SimP2mMemory checks this).
+   */
+  private markFlushed(epoch: number): void {
+    Atomics.store(this.views.ctl, CTL_FLUSH_DONE, epoch);
+  }
+
+  /**
+   * Is vCPU v running without having acknowledged `epoch`? A vCPU that is blocked or offline holds
+   * no live translation: it takes every pending flush before it runs again.
+   */
+  private holdsEpoch(v: number, epoch: number): boolean {
+    const ctl = this.views.ctl;
+    if (Atomics.load(ctl, this.views.runStateIndex(v)) !== RUN_RUNNING) return false;
+    return Atomics.load(ctl, this.views.ackedEpochIndex(v)) - epoch < 0;
+  }
+
+  private holdersOf(epoch: number): number[] {
+    const late: number[] = [];
+    for (let v = 0; v < this.vcpus; v++) if (this.holdsEpoch(v, epoch)) late.push(v);
+    return late;
+  }
+
+  private stuck(epoch: number, vcpus: number[], why: string): StuckFlushError {
+    const e = new StuckFlushError(epoch, vcpus, why);
+    this.failure ??= e;
+    return e;
   }
 
   /** Asks every vCPU to stop at its next instruction boundary. */
