@@ -8,7 +8,8 @@ import { native } from '../native/index.js';
 import { DomainCrash, SimCpu, SimP2mMemory, VcpuStopped, type BarMemory } from '../platform/sim/cpu.js';
 import { SoftP2mMemory } from '../platform/linux/soft-p2m-memory.js';
 import type { MachineBuffers, MachineConfig } from '../platform/sim/machine.js';
-import { encode, latencyHistogram, record } from '../telemetry/histogram.js';
+import { encode } from '../telemetry/histogram.js';
+import { IoreqRecorder } from '../telemetry/ioreq-recorder.js';
 import { Workload, type WorkloadSpec } from './workload.js';
 import type { VcpuResult } from './synthetic.js';
 import { bootGpu, teardownGpu, type GuestGpuPlan, type GpuGuestResult } from './gpu-guest.js';
@@ -57,36 +58,9 @@ function barMemory(data: VcpuWorkerData): BarMemory {
   return data.memory.kind === 'sim' ? new SimP2mMemory(data.config, data.buffers, data.vcpu) : new SoftP2mMemory(data.memory.helperFd);
 }
 
-/**
- * Files each ioreq's blocked time by what it was: a BAR exit inside the workload's window (the
- * fault histogram), a floor probe, or neither (boot, teardown, device registers: not recorded).
- */
-class IoreqRecorder {
-  phase: 'outside' | 'workload' | 'floor' = 'outside';
-  readonly barFaultNs = latencyHistogram();
-  readonly floorNs = latencyHistogram();
-  blockedNs = 0;
-  barExits = 0;
-  private readonly barEnd: number;
-
-  constructor(private readonly barBase: number, barPages: number, private readonly probeGpa: number) {
-    this.barEnd = barBase + barPages * PAGE_SIZE;
-  }
-
-  readonly onIoreqDone = (ns: number, gpa: number): void => {
-    if (this.phase === 'workload' && gpa >= this.barBase && gpa < this.barEnd) {
-      record(this.barFaultNs, ns);
-      this.blockedNs += ns;
-      this.barExits++;
-    } else if (this.phase === 'floor' && gpa === this.probeGpa) {
-      record(this.floorNs, ns);
-    }
-  };
-}
-
 function run(data: VcpuWorkerData): VcpuResult {
   if (data.cpus.length > 0) native.pinThread([...data.cpus]);
-  const rec = new IoreqRecorder(data.config.barBase, data.config.barPages, data.floorProbe?.gpa ?? -1);
+  const rec = new IoreqRecorder(data.config.barBase, data.config.barBase + data.config.barPages * PAGE_SIZE, data.floorProbe?.gpa ?? -1);
   const cpu = new SimCpu(data.config, data.buffers, data.vcpu, barMemory(data), { retryCap: data.retryCap, onIoreqDone: rec.onIoreqDone });
   const work = new Workload(data.workload, data.vcpu, data.config.vcpus);
   let window: WindowMeasures = { firstAccessNs: 0, workloadNs: 0, sweepNs: null, blockedNs: 0, accesses: 0, barExits: 0 };

@@ -159,7 +159,13 @@ export interface RunSummary {
   };
 }
 
-const FLOOR_PROBE: FloorProbe = { gpa: FLOOR_PROBE_GPA, rounds: 1000, warmup: 50 };
+/** Floor probes per run, shared among the vCPUs (each probes concurrently, as they fault). */
+const FLOOR_PROBES = 2000;
+
+/** Each vCPU's share of the floor probes (at least 250 each). */
+export function floorProbe(vcpus: number): FloorProbe {
+  return { gpa: FLOOR_PROBE_GPA, rounds: Math.max(250, Math.ceil(FLOOR_PROBES / vcpus)), warmup: 50 };
+}
 const VIRTIO_MMIO_BASE = 0x2000_0000;
 const VIRTIO_IRQ = 5;
 const GUEST_RAM = 4 << 20;
@@ -217,7 +223,7 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     probeOffset: (stride * o.blobs + HUGE_PAGES) * PAGE_SIZE,
   };
   const views: BlobView[] = plan.blobs.map((b, i) => ({ id: FIRST_GUEST_RESOURCE + i, gpa: BAR_BASE + b.offset, pages: blobPages }));
-  const guest = new SyntheticGuest(platform.xen, { pattern: o.workload, blobs: views, seed: o.seed }, platform.guestMemory, plan, FLOOR_PROBE);
+  const guest = new SyntheticGuest(platform.xen, { pattern: o.workload, blobs: views, seed: o.seed }, platform.guestMemory, plan, floorProbe(o.vcpus));
   const pressure = new HostPressure(platform.pressure, () => backend.blobHandles(), o.evictRate, o.seed);
   const tBoot = performance.now();
   await guest.start(); // the guest has set the device up and placed its blobs
@@ -336,7 +342,7 @@ type WindowFields = 'blob_mib' | 'accesses' | 'bar_exits' | 'exits_per_mib' | 'a
  * The window's figures from what each vCPU measured on its own clock. Each null gets its reason in
  * `nullReasons`; `why` records one more (it returns null, to stand in for the figure).
  */
-function windowFigures(g: GuestResult, o: SimRunOptions): { figures: Pick<RunSummary, WindowFields>; nullReasons: NullReasons; why: (field: string, reason: string) => null } {
+export function windowFigures(g: GuestResult, o: SimRunOptions): { figures: Pick<RunSummary, WindowFields>; nullReasons: NullReasons; why: (field: string, reason: string) => null } {
   const w = g.vcpus.map((v) => v.window);
   const blobMiB = (o.blobs * o.blobSize) / (1024 * 1024);
   const accesses = w.reduce((n, x) => n + x.accesses, 0);
