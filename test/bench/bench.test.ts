@@ -94,10 +94,34 @@ describe('xvgpu bench --quick', () => {
     }
   });
 
+  it('docs/benchmarks.md documents exactly the field names the report has', () => {
+    const doc = readFileSync(new URL('../../docs/benchmarks.md', import.meta.url), 'utf8');
+    const block = /## Report schema[^\n]*\n+```\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    // Lower-case words of the block that are placeholders, not field names.
+    const words = new Set(['xvgpu', 'bench', 'time', 'string', 'bool', 'n', 'same', 'cpu', 'cross', 'unpinned', 'latency', 'null', 'field', 'reason', 'or', 'percentile', 'ns', 'the', 'fields', 'as', 'for', 'touch', 'sweep']);
+    const documented = new Set((block.match(/[a-z][a-z0-9_]*/g) ?? []).filter((w) => !words.has(w)));
+    const keys = new Set<string>();
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) for (const x of v) walk(x);
+      else if (v !== null && typeof v === 'object') {
+        for (const [k, x] of Object.entries(v)) {
+          keys.add(k);
+          // Keys of aggregate and null_reasons are field names, not schema; aggregate's values are.
+          if (k === 'aggregate') for (const stat of Object.values(x as object)) walk(stat);
+          else if (k !== 'null_reasons') walk(x);
+        }
+      }
+    };
+    walk(report);
+    expect([...keys].filter((k) => !documented.has(k)), 'in the JSON, not in the doc').toEqual([]);
+    expect([...documented].filter((k) => !keys.has(k)), 'in the doc, not in the JSON').toEqual([]);
+  });
+
   it('writes the Markdown summary, the HTML page and every plot as SVG and PNG', () => {
     const r = join(dir, 'report');
     for (const f of ['report.json', 'summary.md', 'index.html']) expect(existsSync(join(r, f)), f).toBe(true);
     for (const p of ['fault-cdf', 'throughput-vcpus', 'exits-fault-around']) {
+      expect(readFileSync(join(r, 'summary.md'), 'utf8')).toContain(`\`${p}.png\``);
       const png = readFileSync(join(r, `${p}.png`));
       expect(png.subarray(1, 4).toString()).toBe('PNG');
       expect(statSync(join(r, `${p}.png`)).size).toBeGreaterThan(5000);
