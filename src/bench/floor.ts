@@ -68,7 +68,7 @@ if (workerData.cpu >= 0) native.pinThread([workerData.cpu]);
 const w = workerData.words;
 parentPort.postMessage('ready');
 for (let i = 0; i < workerData.total; i++) {
-  Atomics.wait(w, 0, 0);
+  while (Atomics.load(w, 0) === 0) Atomics.wait(w, 0, 0);
   Atomics.store(w, 0, 0);
   Atomics.store(w, 1, 1);
   Atomics.notify(w, 1);
@@ -85,7 +85,10 @@ async function atomicsRoundTrips(rounds: number, jsCpu: number, workerCpu: numbe
       const t0 = performance.now();
       Atomics.store(words, 0, 1);
       Atomics.notify(words, 0);
-      Atomics.wait(words, 1, 0);
+      // Re-check after every wake: a notify the other side sent late for the previous round can
+      // wake this wait while the word is still 0 (then this side ran a round ahead and the last
+      // round waited forever; seen under load).
+      while (Atomics.load(words, 1) === 0) Atomics.wait(words, 1, 0);
       Atomics.store(words, 1, 0);
       if (i >= warm) out[i - warm] = (performance.now() - t0) * 1e6;
     }
