@@ -1,6 +1,7 @@
 /**
- * The transport floor: the cost of each wake path with no work attached, measured on this machine
- * in the same process that measures xvgpu, so faults can be quoted as a ratio of it.
+ * The transport floors: the cost of each wake path with no work attached, measured on this machine
+ * in the same process that measures xvgpu. These are context (`xvgpu bench floor`); the floor a
+ * fault is quoted against is the null region below, measured inside each run.
  *
  *  - native↔native round trips by futex, eventfd, epoll+eventfd (C++ threads);
  *  - waiter path: native thread → ThreadSafeFunction → JS → futex wake back (what the server's
@@ -11,6 +12,7 @@
  * wake that crosses CPUs costs an order of magnitude more than one that does not.
  */
 import { Worker } from 'node:worker_threads';
+import type { IoRegion } from '../ioreq/server.js';
 import { native } from '../native/index.js';
 import { latencyHistogram, record, summarize, type LatencySummary } from '../telemetry/histogram.js';
 
@@ -30,7 +32,9 @@ export interface FloorReport {
 function summarizeNs(samples: ArrayLike<number>): LatencySummary {
   const h = latencyHistogram();
   for (let i = 0; i < samples.length; i++) record(h, samples[i] ?? 0);
-  return summarize(h);
+  const s = summarize(h);
+  if (!s) throw new Error('transport floor: a case returned no samples');
+  return s;
 }
 
 function summarizeSamples(name: string, placement: Placement, samples: ArrayLike<number>): FloorCase {
@@ -64,7 +68,7 @@ if (workerData.cpu >= 0) native.pinThread([workerData.cpu]);
 const w = workerData.words;
 parentPort.postMessage('ready');
 for (let i = 0; i < workerData.total; i++) {
-  Atomics.wait(w, 0, 0);
+  while (Atomics.load(w, 0) === 0) Atomics.wait(w, 0, 0);
   Atomics.store(w, 0, 0);
   Atomics.store(w, 1, 1);
   Atomics.notify(w, 1);
@@ -81,7 +85,10 @@ async function atomicsRoundTrips(rounds: number, jsCpu: number, workerCpu: numbe
       const t0 = performance.now();
       Atomics.store(words, 0, 1);
       Atomics.notify(words, 0);
-      Atomics.wait(words, 1, 0);
+      // Re-check after every wake: a notify the other side sent late for the previous round can
+      // wake this wait while the word is still 0 (then this side ran a round ahead and the last
+      // round waited forever; seen under load).
+      while (Atomics.load(words, 1) === 0) Atomics.wait(words, 1, 0);
       Atomics.store(words, 1, 0);
       if (i >= warm) out[i - warm] = (performance.now() - t0) * 1e6;
     }
@@ -109,13 +116,17 @@ export async function measureFloor(rounds: number, addonPath: string, onCase?: (
   return { rounds, cpus, cases };
 }
 
+/** Where the simulated guest finds the null region: outside its RAM, the BAR and the virtio-mmio window. */
+export const FLOOR_PROBE_GPA = 0x3000_0000;
+
 /**
- * The fault path's wake round trip with no work: a native thread placed like a vCPU (`nativeCpu`,
- * -1 = floating) wakes the waiter, which runs JS on the server's CPU (`jsCpu`), which wakes it back.
- * This is the floor a simulated fault is quoted against.
+ * The floor of the fault path, measured in every run (session/simulation.ts): a one-page ioreq
+ * region whose handler answers at once (reads 0, writes dropped), so a load from it takes the same
+ * exit, event channel (doorbell futex → native waiter → TSFN → JS), server dispatch, answer and
+ * vCPU wake as a BAR fault, with no work. Measured on the same threads, placed as for the faults.
  */
-export async function waiterFloor(rounds: number, jsCpu: number, nativeCpu: number): Promise<LatencySummary> {
-  return summarizeNs(await withJsThreadOn(jsCpu, () => native.floorTsfn(rounds, nativeCpu, () => undefined)));
+export function nullRegion(start: number): IoRegion {
+  return { name: 'floor-probe', start, end: start + 4096, handle: () => undefined };
 }
 
 export function formatFloor(r: FloorReport): string {

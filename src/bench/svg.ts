@@ -60,8 +60,11 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
   return out;
 }
 
+/** Draws each series with a point the axes can show; a series with none gets no line and no legend entry. */
 export function lineChart(c: ChartSpec): string {
-  const pts = c.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!c.logX || x > 0) && (!c.logY || y > 0));
+  const drawable = ([x, y]: readonly [number, number]): boolean => Number.isFinite(x) && Number.isFinite(y) && (!c.logX || x > 0) && (!c.logY || y > 0);
+  const series = c.series.map((s) => ({ name: s.name, points: s.points.filter(drawable) })).filter((s) => s.points.length > 0);
+  const pts = series.flatMap((s) => s.points);
   const xs = pts.map(([x]) => x);
   const ys = pts.map(([, y]) => y);
   const [x0, x1] = xs.length > 0 ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
@@ -90,9 +93,9 @@ export function lineChart(c: ChartSpec): string {
     `<text x="${(M.left + W - M.right) / 2}" y="${H - 14}" text-anchor="middle">${esc(c.xLabel)}</text>`,
     `<text transform="translate(18 ${(M.top + H - M.bottom) / 2}) rotate(-90)" text-anchor="middle">${esc(c.yLabel)}</text>`,
   );
-  c.series.forEach((s, i) => {
+  series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length] ?? 'black';
-    const p = s.points.filter(([x, y]) => (!c.logX || x > 0) && (!c.logY || y > 0)).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
+    const p = s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
     if (p.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${p.join(' ')}"/>`);
     for (const q of p) {
       const [x, y] = q.split(',');

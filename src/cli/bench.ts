@@ -11,12 +11,14 @@ import { UsageError, intOption, parse, type Options } from './args.js';
 export const SUITE_HELP = `Usage: xvgpu bench [options]
 
 Runs every strategy (emulate-all, eager, and xvgpu's fault path in retry and emulate modes with
-fault-around 1, 16 and 512) on the same workloads (a sequential sweep of a 64 MiB blob, random
-touches over 1 GiB of blobs (256 MiB with --quick), a hot set under host eviction, and vCPU
-scaling 1-8), with the transport floor measured in the same run.
+fault-around 1, 16 and 512) on the same workloads: a copy sweep (every byte of one blob written and
+read back, 8 MiB; 1 MiB with --quick), a touch sweep (one write per page of a 64 MiB blob), random
+touches over 1 GiB of blobs (256 MiB with --quick), a hot set under host eviction, and vCPU scaling
+1-8. Every run measures its own floor (the same exit and wakes to a handler that does nothing); the
+transport floors of 'xvgpu bench floor' are measured in the same process as context.
 
 Options:
-  --quick         a short run (under 2 minutes): one run per scenario, smaller random workload
+  --quick         a short run (about a minute): one run per scenario, smaller workloads
   --repeat N      runs per scenario (default 3, 1 with --quick)
   --json FILE     write the report JSON to FILE
   --report DIR    write report.json, summary.md, index.html and the plots (SVG + PNG) to DIR

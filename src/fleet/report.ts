@@ -58,7 +58,7 @@ export function flattenSummary(summary: Record<string, unknown>): Record<string,
 
 function stat(values: number[]): Stat {
   const v = [...values].sort((a, b) => a - b);
-  return { min: v[0] ?? NaN, median: v[Math.floor((v.length - 1) / 2)] ?? NaN, max: v[v.length - 1] ?? NaN };
+  return { min: v[0] ?? NaN, median: v[Math.floor((v.length - 1) / 2)] ?? NaN, max: v[v.length - 1] ?? NaN, runs: v.length };
 }
 
 function aggregate(runs: Record<string, number>[]): Record<string, Stat> {

@@ -67,7 +67,7 @@ export function fillPage(into: Uint8Array, blobId: number, page: number, gen: nu
 }
 
 export class MemcpyWorkload {
-  readonly counters: WorkloadCounters = { reads: 0, writes: 0, integrityErrors: 0, staleReads: 0, samples: [] };
+  readonly counters: WorkloadCounters = { reads: 0, writes: 0, integrityErrors: 0, staleReads: 0, bytesWritten: 0, bytesVerified: 0, samples: [] };
   readonly finished = false; // timed, like every pattern but sweep
   private readonly pages: { blob: BlobView; page: number }[] = [];
   private readonly gen: Uint32Array;
@@ -101,6 +101,7 @@ export class MemcpyWorkload {
     copyPage(cpu, this.ram, this.nextOp(), bar, src, true);
     this.gen[k] = next;
     this.counters.writes++;
+    this.counters.bytesWritten += PAGE;
     this.readBack(cpu, bar, blob.id, page, next);
   }
 
@@ -110,6 +111,7 @@ export class MemcpyWorkload {
     got.fill(0);
     copyPage(cpu, this.ram, this.nextOp(), bar, dst, false);
     this.counters.reads++;
+    this.counters.bytesVerified += PAGE;
     fillPage(this.want, blobId, page, gen);
     if (equal(got, this.want)) return;
     this.counters.integrityErrors++;

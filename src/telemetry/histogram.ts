@@ -22,8 +22,12 @@ export function record(h: Histogram, ns: number): void {
   h.recordValue(Math.min(Math.max(1, Math.round(ns)), 100e9));
 }
 
-export function summarize(h: Histogram): LatencySummary {
-  if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+/**
+ * The percentiles of what was recorded, or null when nothing was: an empty histogram has no
+ * latency, and zeros would read as a measurement. Callers say why it is null (see NullReasons).
+ */
+export function summarize(h: Histogram): LatencySummary | null {
+  if (h.totalCount === 0) return null;
   return {
     count: h.totalCount,
     p50: h.getValueAtPercentile(50),
@@ -33,6 +37,9 @@ export function summarize(h: Histogram): LatencySummary {
     max: h.maxValue,
   };
 }
+
+/** Why each null figure of a report is null, keyed by the figure's field name. */
+export type NullReasons = Record<string, string>;
 
 /** Compressed form for crossing a thread boundary. */
 export function encode(h: Histogram): string {

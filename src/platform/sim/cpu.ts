@@ -62,8 +62,8 @@ export interface BarMemory {
 export interface CpuOptions {
   /** The hypervisor advertises the retry state (otherwise state 4 crashes the domain, as on Xen). */
   readonly retryCap: boolean;
-  /** Called with the ns a vCPU spent blocked on one ioreq. */
-  readonly onIoreqDone?: (ns: number) => void;
+  /** Called with the ns a vCPU spent blocked on one ioreq, and the address it was for. */
+  readonly onIoreqDone?: (ns: number, gpa: number) => void;
 }
 
 export class SimCpu {
@@ -318,7 +318,7 @@ export class SimCpu {
     // wait_for_io(): consume the answer and hand the slot back.
     this.page.transitionState(v, state, STATE_IOREQ_NONE);
     this.running();
-    this.opts.onIoreqDone?.((performance.now() - t0) * 1e6);
+    this.opts.onIoreqDone?.((performance.now() - t0) * 1e6, addr);
     return state;
   }
 
