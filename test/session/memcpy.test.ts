@@ -32,7 +32,11 @@ describe('memcpy workload end to end', () => {
       // Vector moves arrive as plain 8-byte requests and are emulated one by one.
       expect(r.emulated).toBeGreaterThan(r.string_copies);
     } else {
-      expect([r.retries, r.string_copies]).toEqual([r.faults, 0]);
+      // Every fault is retried, except the forward-progress emulations a revoke storm can force
+      // (a loaded machine makes them): no other emulation, so no string copy outside those.
+      expect(r.retries + r.forward_progress).toBe(r.faults);
+      expect(r.emulated).toBe(r.forward_progress);
+      expect(r.string_copies).toBeLessThanOrEqual(r.forward_progress);
     }
   });
 
