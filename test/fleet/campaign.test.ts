@@ -62,7 +62,7 @@ describe('campaign files', () => {
   });
 
   it.each([
-    [withMatrix({ workloads: ['nope'] }), /^c\.yaml: matrix\.workloads\[0\]: unknown workload 'nope' \(known: sweep-64MiB/],
+    [withMatrix({ workloads: ['nope'] }), /^c\.yaml: matrix\.workloads\[0\]: unknown workload 'nope' \(known: sweep-copy-8MiB, sweep-touch-64MiB/],
     [withMatrix({ strategies: ['eager', 'bogus'] }), /matrix\.strategies\[1\]: unknown strategy 'bogus' \(known: emulate-all, eager/],
     [withMatrix({ strategies: ['eager', 'eager'] }), /matrix\.strategies: 'eager' is listed twice/],
     [withMatrix({ vcpus: [0] }), /matrix\.vcpus\[0\]: Too small/],

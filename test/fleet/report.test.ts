@@ -44,8 +44,8 @@ describe('fleet report', () => {
     expect(r.hosts.map((h) => h.host)).toEqual(['a', 'b']);
     const a = r.hosts[0]?.scenarios[0];
     expect(a?.runs).toBe(3);
-    expect(a?.aggregate.accesses_per_s).toEqual({ min: 100, median: 200, max: 300 });
-    expect(a?.aggregate['fault_ns.p50']).toEqual({ min: 10, median: 20, max: 30 });
+    expect(a?.aggregate.accesses_per_s).toEqual({ min: 100, median: 200, max: 300, runs: 3 });
+    expect(a?.aggregate['fault_ns.p50']).toEqual({ min: 10, median: 20, max: 30, runs: 3 });
     expect(r.hosts[1]?.scenarios[0]?.runs).toBe(1);
     expect(r.cells).toEqual({ total: 6, with_result: 4, dead: 1, pending: 1 });
     expect(r.dead).toEqual([{ id: campaign.cells[4]?.id, attempts: 3, error: 'timed out after 1 s' }]);
