@@ -4,7 +4,8 @@
  *   event channel fires → unmask → slot READY→INPROCESS → decode → validate → dispatch by region →
  *   write data (reads) → INPROCESS→IORESP_READY or IORESP_RETRY → notify the vCPU's channel
  *
- * INVALIDATE and TIMEOFFSET are acknowledged (Xen broadcasts them to every server). Requests outside
+ * INVALIDATE (after dropping cached guest-RAM mappings) and TIMEOFFSET are acknowledged (Xen
+ * broadcasts them to every server). Requests outside
  * every region read as all ones and their writes are dropped. Every refusal is counted and logged at
  * most once a second per reason. A handler may answer synchronously (the fast path: nothing is
  * allocated) or return a promise (it had to wait, e.g. for an invalidation in flight).
@@ -21,7 +22,7 @@ import {
   type Ioreq,
   type IoreqPage,
 } from '../xen/abi/ioreq.js';
-import type { EventChannels, HypervisorPort, IoreqServerHandle } from '../platform/ports.js';
+import type { EventChannels, GuestMemory, HypervisorPort, IoreqServerHandle } from '../platform/ports.js';
 import { latencyHistogram, record, type Histogram } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
@@ -82,9 +83,11 @@ export class IoreqServer {
   private readonly started: Float64Array;
   /** Guest RAM size, the bound every data_is_ptr request is checked against. */
   private readonly ramBytes: number;
+  private readonly guestMemory: GuestMemory;
 
   constructor(private readonly hv: HypervisorPort, private readonly log: Logger) {
-    this.ramBytes = hv.guestMemory().size;
+    this.guestMemory = hv.guestMemory();
+    this.ramBytes = this.guestMemory.size;
     this.rlog = new RateLimitedLog(log);
     this.portOfVcpu = new Int32Array(hv.vcpus);
     this.reqs = Array.from({ length: hv.vcpus }, emptyIoreq);
@@ -154,9 +157,12 @@ export class IoreqServer {
     ans.lo = 0;
     ans.hi = 0;
     if (req.type === IOREQ_TYPE_INVALIDATE || req.type === IOREQ_TYPE_TIMEOFFSET) {
-      // Mapcache invalidation / time offset: we keep no mapcache and no clock, so acknowledging is all.
-      if (req.type === IOREQ_TYPE_INVALIDATE) this.counters.invalidates++;
-      else this.counters.timeoffsets++;
+      // Mapcache invalidation: drop the cached guest-RAM mappings before answering (Xen waits for the
+      // answer). Time offset: we keep no clock, so acknowledging is all.
+      if (req.type === IOREQ_TYPE_INVALIDATE) {
+        this.counters.invalidates++;
+        this.guestMemory.invalidate?.();
+      } else this.counters.timeoffsets++;
       this.complete(v, req, ans);
       return;
     }

@@ -49,6 +49,12 @@ export interface GuestMemory {
   load16(gpa: number): number;
   /** Aligned 16-bit store with release semantics: everything written before is visible first. */
   store16(gpa: number, value: number): void;
+  /**
+   * Drops every cached mapping of guest RAM. Xen broadcasts an INVALIDATE ioreq when the guest's
+   * RAM changed under the device model (ballooning, decrease_reservation): a cached frame may no
+   * longer be the guest's. Memory that caches nothing has nothing to drop.
+   */
+  invalidate?(): void;
 }
 
 export interface HypervisorPort {

@@ -109,13 +109,16 @@ describe('Xen platform: the slot protocol through the waiter', () => {
     expect(fake.calls).toContain('unmask 41');
   });
 
-  it('serves a write with its data and acknowledges INVALIDATE', async () => {
-    const { fake, seen } = serve();
+  it('serves a write with its data; INVALIDATE drops the cached guest-RAM mappings, then is acknowledged', async () => {
+    const { fake, seen, hv } = serve();
     const w = await exchange(fake, 0, { addr: BASE + 12, dir: IOREQ_WRITE, dataLo: 0x1234 });
     expect(w.state).toBe(STATE_IORESP_READY);
     expect(seen[0]?.req.dataLo).toBe(0x1234);
+    hv.guestMemory().read(0x3000, new Uint8Array(8)); // a cached foreign mapping of guest RAM
+    expect(hv.guestMemory().cachedPages).toBe(1);
     const inv = await exchange(fake, 0, { addr: 0, type: IOREQ_TYPE_INVALIDATE, size: 0 });
     expect(inv.state).toBe(STATE_IORESP_READY);
+    expect(hv.guestMemory().cachedPages).toBe(0);
   });
 
   it('never sends the retry state to stock Xen; uses it where the hypervisor accepted the flag', async () => {
