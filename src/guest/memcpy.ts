@@ -9,6 +9,7 @@
  * per-vCPU slot, unlike the other patterns.
  */
 import type { BlobView, WorkloadCounters, WorkloadSpec } from './workload.js';
+import { unitOf, xorshift32 } from '../util/xorshift.js';
 
 /** What the pattern executes; SimCpu provides it. */
 export interface MemcpyCpu {
@@ -132,12 +133,8 @@ export class MemcpyWorkload {
   }
 
   private randomBelow(n: number): number {
-    let x = this.rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.rng = x >>> 0;
-    return Math.floor((this.rng / 0x1_0000_0000) * n);
+    this.rng = xorshift32(this.rng);
+    return Math.floor(unitOf(this.rng) * n);
   }
 }
 

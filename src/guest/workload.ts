@@ -4,6 +4,7 @@
  * return exactly the latest stamp this vCPU wrote there (or zero if it never wrote). Pages are
  * shared between vCPUs (each has its own slot), so faults on one page race across vCPUs.
  */
+import { unitOf, xorshift32 } from '../util/xorshift.js';
 
 /**
  * The two sweeps cover the vCPU's share of the blobs once, then the vCPU is done:
@@ -208,12 +209,8 @@ export class Workload {
 
   /** xorshift32: cheap, seeded, reproducible per vCPU. */
   private random(): number {
-    let x = this.rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.rng = x >>> 0;
-    return this.rng / 0x1_0000_0000;
+    this.rng = xorshift32(this.rng);
+    return unitOf(this.rng);
   }
 
   private randomBelow(n: number): number {

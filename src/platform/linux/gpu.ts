@@ -7,6 +7,7 @@ import { native } from '../../native/index.js';
 import type { BoInfo, CpuMapping, GpuPort } from '../ports.js';
 import type { DrmDevice, DumbBuffer } from './drm.js';
 import { PressureErrors } from './pressure-errors.js';
+import { recordMapping, releaseMapping } from './cpu-mappings.js';
 
 const PAGE = 4096;
 
@@ -42,18 +43,11 @@ export class DrmGpu implements GpuPort {
 
   mmapBo(handle: number): CpuMapping {
     const bo = this.get(handle);
-    const ab = this.dev.mmapDumb(bo.buf);
-    const va = native.addressOf(ab);
-    bo.mappings.set(va, ab);
-    return { handle, va, length: ab.byteLength };
+    return recordMapping(bo.mappings, handle, this.dev.mmapDumb(bo.buf));
   }
 
   munmapBo(mapping: CpuMapping): void {
-    const bo = this.get(mapping.handle);
-    const ab = bo.mappings.get(mapping.va);
-    if (!ab) throw new Error('munmap: not a mapping of this BO');
-    bo.mappings.delete(mapping.va);
-    native.munmap(ab);
+    releaseMapping(this.get(mapping.handle).mappings, mapping);
   }
 
   evict(handle: number, firstPage = 0, pages?: number): Promise<boolean> {

@@ -22,6 +22,7 @@ import type { BoInfo, CpuMapping, GpuPort } from '../ports.js';
 import { movedFrames, type FrameReader } from './pagemap.js';
 import { PAGE, TAG_OFFSET, decodeTag, encodeTag, type PlacementBoard } from './placement-tags.js';
 import { PressureErrors } from './pressure-errors.js';
+import { recordMapping, releaseMapping } from './cpu-mappings.js';
 
 interface Bo {
   readonly fd: number;
@@ -91,18 +92,11 @@ export class MemfdGpu implements GpuPort {
   mmapBo(handle: number): CpuMapping {
     const bo = this.get(handle);
     const { PROT_READ, PROT_WRITE, MAP_SHARED } = native.mmapConstants;
-    const ab = native.mmap(bo.fd, bo.pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
-    const va = native.addressOf(ab);
-    bo.mappings.set(va, ab);
-    return { handle, va, length: ab.byteLength };
+    return recordMapping(bo.mappings, handle, native.mmap(bo.fd, bo.pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, 0));
   }
 
   munmapBo(mapping: CpuMapping): void {
-    const bo = this.get(mapping.handle);
-    const ab = bo.mappings.get(mapping.va);
-    if (!ab) throw new Error('munmap: not a mapping of this BO');
-    bo.mappings.delete(mapping.va);
-    native.munmap(ab);
+    releaseMapping(this.get(mapping.handle).mappings, mapping);
   }
 
   evict(handle: number, firstPage = 0, pages?: number): Promise<boolean> {

@@ -29,6 +29,7 @@ import {
 } from '../../xen/abi/ioreq.js';
 import { xenMmioChunks, xenRepMovsCount } from './xen-emulate.js';
 import { CTL_FLUSH_DONE, CTL_FLUSH_EPOCH, CTL_STOP, IPI_DELAY_MAX, MachineViews, PAGE_SHIFT, PAGE_SIZE, PROGRESS_STEP, RUN_BLOCKED, RUN_RUNNING, type MachineBuffers, type MachineConfig } from './machine.js';
+import { unitOf, xorshift32 } from '../../util/xorshift.js';
 
 /** Thrown out of an access when the domain must die (Xen's domain_crash on a bad ioreq state). */
 export class DomainCrash extends Error {}
@@ -458,12 +459,8 @@ export class SimP2mMemory implements BarMemory {
 
   /** xorshift32, seeded per vCPU: reproducible IPI delays. */
   private randomBelow(n: number): number {
-    let x = this.rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.rng = x >>> 0;
-    return Math.floor((this.rng / 0x1_0000_0000) * n);
+    this.rng = xorshift32(this.rng);
+    return Math.floor(unitOf(this.rng) * n);
   }
 }
 

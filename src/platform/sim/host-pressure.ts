@@ -3,6 +3,7 @@
  * ranges sometimes), the way TTM moves buffers between VRAM and system memory. Every eviction goes
  * through the GPU port, so it reaches the back-end only as MMU-notifier invalidations.
  */
+import { unitOf, xorshift32 } from '../../util/xorshift.js';
 /** What host pressure needs from a GPU: move pages of a BO, and know its size. */
 export interface EvictTarget {
   evict(handle: number, firstPage?: number, pages?: number): Promise<boolean>;
@@ -69,11 +70,7 @@ export class HostPressure {
   }
 
   private random(): number {
-    let x = this.rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.rng = x >>> 0;
-    return this.rng / 0x1_0000_0000;
+    this.rng = xorshift32(this.rng);
+    return unitOf(this.rng);
   }
 }
