@@ -12,10 +12,12 @@
  *                    lock). Never held across mmap_lock, a page fault, copy_{to,from}_user, or a
  *                    sleeping allocation.
  *   ctx->ev_lock     spinlock of the event ring.
+ *   ctx->read_lock   serialises read(): an event leaves the ring only after it was copied out.
  */
 #ifndef XVGPU_HELPER_H
 #define XVGPU_HELPER_H
 
+#include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -24,6 +26,17 @@
 #include <linux/xarray.h>
 
 #include "include/uapi/linux/xvgpu_helper.h"
+
+/*
+ * A frame the kernel may touch through kmap: RAM with a struct page, not ZONE_DEVICE. pfn_valid()
+ * alone is not enough: it also holds for MMIO holes inside an early sparse section and for device
+ * pages, whose direct-map alias (if any) has the wrong memory type. VM_IO/VM_PFNMAP frames (a
+ * GPU's VRAM BAR) fail this and are never emulated or read through the soft p2m.
+ */
+static inline bool xh_frame_is_ram(unsigned long pfn)
+{
+	return pfn_valid(pfn) && page_is_ram(pfn) && !is_zone_device_page(pfn_to_page(pfn));
+}
 
 #define XH_HUGE_PAGES 512
 #define XH_MAX_MAP_PAGES 512
@@ -82,6 +95,7 @@ struct xh_ctx {
 	u64 registered_pages;    /* sum of the ranges' pages (under ioctl_lock) */
 	/* events */
 	spinlock_t ev_lock;
+	struct mutex read_lock;
 	struct xvgpu_event *ring;
 	unsigned int ev_head, ev_count;
 	bool fatal_queued;

@@ -106,6 +106,7 @@ static int xh_open(struct inode *inode, struct file *file)
 	mutex_init(&ctx->ioctl_lock);
 	mutex_init(&ctx->lock);
 	spin_lock_init(&ctx->ev_lock);
+	mutex_init(&ctx->read_lock);
 	init_waitqueue_head(&ctx->wq);
 	xa_init_flags(&ctx->ranges, XA_FLAGS_ALLOC1);
 	file->private_data = ctx;
@@ -273,7 +274,7 @@ static ssize_t xh_read(struct file *file, char __user *buf, size_t len, loff_t *
 	struct xh_ctx *ctx = file->private_data;
 	struct xvgpu_event ev;
 	size_t done = 0;
-	int ret;
+	int ret, done_err = 0;
 
 	if (len < sizeof(ev))
 		return -EINVAL;
@@ -282,24 +283,39 @@ static ssize_t xh_read(struct file *file, char __user *buf, size_t len, loff_t *
 		if (ret)
 			return ret;
 	}
+	/*
+	 * Peek, copy, then commit: an event (the one FATAL event above all) leaves the ring only once
+	 * it reached user space. Producers only append, or update the newest entries when the ring is
+	 * nearly full, so the oldest entry copied here cannot change under us; read_lock keeps a
+	 * second reader from copying the same event.
+	 */
+	mutex_lock(&ctx->read_lock);
 	while (done + sizeof(ev) <= len) {
 		bool got = false;
 
 		spin_lock_irq(&ctx->ev_lock);
 		if (ctx->ev_count) {
 			ev = ctx->ring[ctx->ev_head];
-			ctx->ev_head = (ctx->ev_head + 1) % XH_EVENT_RING;
-			ctx->ev_count--;
 			got = true;
 		}
 		spin_unlock_irq(&ctx->ev_lock);
 		if (!got)
 			break;
-		if (copy_to_user(buf + done, &ev, sizeof(ev)))
-			return done ? done : -EFAULT;
+		if (copy_to_user(buf + done, &ev, sizeof(ev))) {
+			if (!done)
+				done_err = -EFAULT;
+			break;
+		}
+		spin_lock_irq(&ctx->ev_lock);
+		ctx->ev_head = (ctx->ev_head + 1) % XH_EVENT_RING;
+		ctx->ev_count--;
+		spin_unlock_irq(&ctx->ev_lock);
 		done += sizeof(ev);
 	}
-	return done ? done : -EAGAIN;
+	mutex_unlock(&ctx->read_lock);
+	if (done)
+		return done;
+	return done_err ? done_err : -EAGAIN;
 }
 
 static __poll_t xh_poll(struct file *file, poll_table *wait)

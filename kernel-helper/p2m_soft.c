@@ -140,7 +140,7 @@ static int soft_access(struct xh_ctx *ctx, struct xvgpu_guest_access *arg, void 
 	arg->faulted = !pfn1 ? 1 : arg->write && !test_bit(w, s->writable) ? 2 : 0;
 	if (arg->faulted)
 		return 0;
-	if (!pfn_valid(pfn1 - 1))
+	if (!xh_frame_is_ram(pfn1 - 1))
 		return -EIO; /* device memory: not reachable through the soft p2m */
 	va = kmap_local_page(pfn_to_page(pfn1 - 1));
 	if (arg->write)

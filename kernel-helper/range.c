@@ -453,7 +453,7 @@ static int emulate(struct xvgpu_map *arg, unsigned long pfn, bool writable)
 
 	if (write && !writable)
 		return -EFAULT;
-	if (!pfn_valid(pfn))
+	if (!xh_frame_is_ram(pfn))
 		return -EIO; /* device memory would need memremap(); not supported for emulation */
 	va = kmap_local_page(pfn_to_page(pfn));
 	if (write) {

@@ -561,6 +561,31 @@ TEST(no_event_without_revocation)
 	munmap(mem, 8 * PAGE);
 }
 
+/* A read() whose buffer faults loses nothing: the event leaves the ring only once it was copied. */
+TEST(event_survives_a_faulting_read)
+{
+	int fd = open_bound(), range;
+	uint64_t *mem = anon(2);
+	void *noaccess = anon_prot(1, PROT_NONE); /* copy_to_user into it faults */
+	struct xvgpu_event ev;
+	struct pollfd p;
+
+	ASSERT_LE(0, fd);
+	ASSERT_NE(NULL, noaccess);
+	range = reg(fd, mem, 2 * PAGE);
+	ASSERT_EQ(0, map(fd, range, G0, 0, 1));
+	ASSERT_EQ(0, madvise(mem, PAGE, MADV_DONTNEED));
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&p, 1, 1000));
+	EXPECT_EQ(-1, read(fd, noaccess, sizeof(ev)));
+	EXPECT_EQ(EFAULT, errno);
+	ASSERT_EQ(0, next_event(fd, &ev, 100)) TH_LOG("the event was lost to the faulting read");
+	EXPECT_EQ(1u, ev.revoked);
+	close(fd);
+	munmap(mem, 2 * PAGE);
+	munmap(noaccess, PAGE);
+}
+
 /* A full ring ends in one OVERFLOW event that counts what was lost; nothing else is dropped. */
 TEST(event_overflow_in_band)
 {
