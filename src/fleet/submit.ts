@@ -32,7 +32,7 @@ export async function submitCampaign(redis: Redis, c: Campaign, file: string, ca
       children: c.cells.map((cell, i) => ({
         name: 'cell',
         queueName: cells[i]?.queue ?? '',
-        data: { campaignId, cell, timeoutS: c.timeoutS } satisfies CellJobData,
+        data: { campaignId, cell, timeoutS: (cell.kind === 'bench' ? cell.timeoutS : undefined) ?? c.timeoutS } satisfies CellJobData,
         opts: {
           jobId: cellJobId(campaignId, cell.id),
           attempts: c.retry.attempts,
