@@ -169,7 +169,7 @@ function crossHostSection(r: FleetReport): string[] {
   return [...lines, ''];
 }
 
-const RATIO_ROWS: readonly [keyof SweepRatios & string, string][] = [
+const RATIO_ROWS: readonly [Exclude<keyof SweepRatios, 'workload' | 'null_reasons'>, string][] = [
   ['emulate_all_time_over_fault_time', 'emulate-all time / xvgpu time'],
   ['eager_time_over_fault_time', 'eager time / xvgpu time'],
   ['fault_p50_over_floor_p50', 'xvgpu fault p50 / floor p50'],
@@ -189,7 +189,7 @@ function benchRatiosSection(bench: readonly BenchEntry[]): string[] {
       const cells = bench.map((b) => {
         const t = b.report[sweep];
         const v = t[field];
-        if (typeof v === 'number') return `${v}×`;
+        if (v !== null) return `${v}×`;
         nulls.push(`${benchLabel(b)} ${t.workload} ${field}: ${t.null_reasons[field] ?? 'no reason recorded'}`);
         return 'null';
       });
