@@ -226,6 +226,11 @@ export function loadCampaign(file: string): Campaign {
   return campaignFrom(decode(text, file), file);
 }
 
+/** A cell's timeout: a bench entry's own timeout_s, else the campaign's. */
+export function cellTimeoutS(c: Campaign, cell: Cell): number {
+  return (cell.kind === 'bench' ? cell.timeoutS : undefined) ?? c.timeoutS;
+}
+
 /** The `xvgpu bench` arguments of a bench cell; the report JSON goes to `jsonFile`. */
 export function benchArgs(c: BenchCell, jsonFile: string): string[] {
   return ['bench', '--json', jsonFile, ...(c.quick ? ['--quick'] : []), ...(c.repeat === undefined ? [] : ['--repeat', String(c.repeat)])];

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/suite.js';
 import { SUITE_HELP } from '../../src/cli/bench.js';
-import { CampaignError, campaignFrom, type BenchCell, type Cell } from '../../src/fleet/campaign.js';
+import { CampaignError, campaignFrom, cellTimeoutS, type BenchCell, type Cell } from '../../src/fleet/campaign.js';
 import { buildReport, fleetMarkdown } from '../../src/fleet/report.js';
 import type { CellResult } from '../../src/fleet/results.js';
 import { CellFailure, CellRejected, cellCommand, runCell } from '../../src/fleet/runner.js';
@@ -40,6 +40,7 @@ describe('bench cells in a campaign', () => {
       ['bench-quick.sim.b.r1', true, undefined, 'sim', 'b', undefined],
       ['bench-full-x5.sim.a.r0', false, 5, 'sim', 'a', 3600],
     ]);
+    expect(c.cells.map((x) => cellTimeoutS(c, x))).toEqual([900, 900, 900, 900, 900, 3600]);
   });
 
   it.each([
