@@ -29,7 +29,8 @@ Run 'xvgpu fleet <command> --help' for a command's options. Set-up: docs/fleet.m
 
 export const WORKER_HELP = `Usage: xvgpu fleet worker --redis URL [options]
 
-Takes campaign cells from Redis and runs each as an 'xvgpu run' child process. It serves the
+Takes campaign cells from Redis and runs each as an 'xvgpu run' or 'xvgpu bench' child process
+(a bench cell's report JSON is its result). It serves the
 platforms this host has: sim always; linux when /dev/xvgpu_helper exists; xen when
 /proc/xen/capabilities or /dev/xen/privcmd exists. It takes the cells for any host and the cells
 for its host label.
@@ -77,7 +78,8 @@ export const RESULTS_HELP = `Usage: xvgpu fleet results CAMPAIGN_ID --redis URL 
 
 Prints the aggregated report of a campaign (also while it runs: what has finished so far): per
 host label, the benchmark's scenario tables (median and min-max over repeats), and a table
-comparing hosts.
+comparing hosts; for bench cells, a table of each suite's headline ratios across hosts and each
+suite's own report.
 
 Options:
   --redis URL     Redis the campaign is in (required)
@@ -187,7 +189,7 @@ async function submitCommand(argv: string[]): Promise<number> {
     const r = buildReport(await campaignStatus(redis, id));
     if (report !== undefined) for (const f of writeFleetReport(r, report)) process.stderr.write(`wrote ${f}\n`);
     process.stdout.write(fleetMarkdown(r));
-    return done.dead === 0 && r.hosts.every((h) => h.correctness.failed_checks === 0) ? 0 : 1;
+    return done.dead === 0 && r.hosts.every((h) => h.correctness.failed_checks === 0) && r.bench.every((b) => b.exit_code === 0) ? 0 : 1;
   });
 }
 

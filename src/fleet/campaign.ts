@@ -1,6 +1,7 @@
 /**
  * Campaign files: a matrix of workloads x strategies x vCPU counts x platforms x host labels x
- * repeats, validated with a schema (every error names its path in the file), expanded into cells.
+ * repeats, validated with a schema (every error names its path in the file), expanded into run
+ * cells (`xvgpu run`); and optional bench cells, each a whole `xvgpu bench` suite on one host.
  * Workload and strategy names are the benchmark's own (src/bench/suite.ts); `all` takes every one
  * the benchmark knows, so the standard matrix stays in step with the suite.
  */
@@ -35,6 +36,18 @@ const inlineWorkload = z.strictObject({
   duration_s: z.number().min(0.1).max(86_400),
 });
 
+/** One `xvgpu bench` suite per host and repeat; quick and repeat are `xvgpu bench`'s own options. */
+const benchItem = z.strictObject({
+  quick: z.boolean().default(false),
+  /** `xvgpu bench --repeat`: runs per scenario inside the suite (its own default when absent). */
+  repeat: z.int().min(1).max(20).optional(),
+  hosts: z.array(z.string().regex(LABEL, 'letters, digits, _ and - only')).min(1).default([ANY_HOST]),
+  /** Suites run as many times on each host. */
+  repeats: z.int().min(1).max(100).default(1),
+  /** A full suite takes far longer than one run cell; defaults to the campaign's timeout_s. */
+  timeout_s: z.number().min(1).max(7 * 86_400).optional(),
+});
+
 const allOr = <T extends z.ZodType>(item: T) => z.union([z.literal('all'), z.array(item).min(1)]);
 
 const schema = z.strictObject({
@@ -48,6 +61,8 @@ const schema = z.strictObject({
     hosts: z.array(z.string().regex(LABEL, 'letters, digits, _ and - only')).min(1).default([ANY_HOST]),
     repeats: z.int().min(1).max(100).default(1),
   }),
+  /** `xvgpu bench` suites to run besides the matrix: one set of options, or a list of them. */
+  bench: z.union([benchItem, z.array(benchItem).min(1)]).optional(),
   /** Overrides every workload's duration (a smoke campaign's short runs). */
   duration_s: z.number().min(0.1).max(86_400).optional(),
   retry: z.strictObject({
@@ -61,6 +76,7 @@ const schema = z.strictObject({
 export type CampaignFile = z.infer<typeof schema>;
 
 export interface RunCell {
+  readonly kind: 'run';
   /** Unique within the campaign; also the suffix of the cell's job id. */
   readonly id: string;
   readonly workload: WorkloadSpec;
@@ -71,11 +87,26 @@ export interface RunCell {
   readonly repeat: number;
 }
 
+/** A whole `xvgpu bench` suite; the suite runs on the simulated platform. */
+export interface BenchCell {
+  readonly kind: 'bench';
+  readonly id: string;
+  readonly quick: boolean;
+  readonly repeat: number | undefined;
+  readonly platform: 'sim';
+  readonly host: string;
+  readonly repeatIndex: number;
+  /** Overrides the campaign's timeout for this cell. */
+  readonly timeoutS: number | undefined;
+}
+
+export type Cell = RunCell | BenchCell;
+
 export interface Campaign {
   readonly name: string;
   readonly retry: { readonly attempts: number; readonly backoffS: number };
   readonly timeoutS: number;
-  readonly cells: readonly RunCell[];
+  readonly cells: readonly Cell[];
 }
 
 /** Every workload the benchmark knows (its full and quick sizes), by name. */
@@ -144,6 +175,16 @@ function duplicates<T>(values: readonly T[], key: (v: T) => string, path: string
   }
 }
 
+/** The bench cells of a campaign; identical bench entries give identical ids (reported as listed twice). */
+function benchCells(f: CampaignFile): BenchCell[] {
+  const items = f.bench === undefined ? [] : Array.isArray(f.bench) ? f.bench : [f.bench];
+  return items.flatMap((b) => b.hosts.flatMap((host) => Array.from({ length: b.repeats }, (_, r): BenchCell => ({
+    kind: 'bench',
+    id: `bench-${b.quick ? 'quick' : 'full'}${b.repeat === undefined ? '' : `-x${b.repeat}`}.sim.${host}.r${r}`,
+    quick: b.quick, repeat: b.repeat, platform: 'sim', host, repeatIndex: r, timeoutS: b.timeout_s,
+  }))));
+}
+
 /** Validates a decoded campaign and expands its matrix; `file` only labels the errors. */
 export function campaignFrom(data: unknown, file: string): Campaign {
   const parsed = schema.safeParse(data);
@@ -161,13 +202,16 @@ export function campaignFrom(data: unknown, file: string): Campaign {
   duplicates(f.matrix.platforms, String, 'matrix.platforms', problems);
   duplicates(f.matrix.hosts, String, 'matrix.hosts', problems);
   if (problems.length > 0) throw new CampaignError(`${file}: ${problems.join('; ')}`);
-  const cells: RunCell[] = [];
+  const cells: Cell[] = [];
   for (const workload of ws) for (const strategy of ss) for (const v of vcpus) for (const platform of f.matrix.platforms) for (const host of f.matrix.hosts) {
     for (let repeat = 0; repeat < f.matrix.repeats; repeat++) {
       const id = `${workload.name}.${strategy.name}.v${v}.${platform}.${host}.r${repeat}`;
-      cells.push({ id, workload, strategy, vcpus: v, platform, host, repeat });
+      cells.push({ kind: 'run', id, workload, strategy, vcpus: v, platform, host, repeat });
     }
   }
+  cells.push(...benchCells(f));
+  duplicates(cells, (c) => c.id, 'bench', problems);
+  if (problems.length > 0) throw new CampaignError(`${file}: ${problems.join('; ')}`);
   return { name: f.name, retry: { attempts: f.retry.attempts, backoffS: f.retry.backoff_s }, timeoutS: f.timeout_s, cells };
 }
 
@@ -180,6 +224,16 @@ export function loadCampaign(file: string): Campaign {
     throw new CampaignError(`cannot read campaign ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return campaignFrom(decode(text, file), file);
+}
+
+/** A cell's timeout: a bench entry's own timeout_s, else the campaign's. */
+export function cellTimeoutS(c: Campaign, cell: Cell): number {
+  return (cell.kind === 'bench' ? cell.timeoutS : undefined) ?? c.timeoutS;
+}
+
+/** The `xvgpu bench` arguments of a bench cell; the report JSON goes to `jsonFile`. */
+export function benchArgs(c: BenchCell, jsonFile: string): string[] {
+  return ['bench', '--json', jsonFile, ...(c.quick ? ['--quick'] : []), ...(c.repeat === undefined ? [] : ['--repeat', String(c.repeat)])];
 }
 
 /** The `xvgpu run` arguments of a cell: each repeat gets its own seed, as in the suite. */

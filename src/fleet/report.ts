@@ -1,14 +1,17 @@
 /**
  * The aggregated campaign report: the benchmark's scenario tables (median, min–max over repeats),
- * one set per host label, and a cross-host table of throughput. It reads each run summary loosely
+ * one set per host label, and a cross-host table of throughput; for bench cells, a cross-host
+ * table of the suite's headline ratios and each suite's own report (src/bench/report.ts). It reads each run summary loosely
  * (every numeric field, one level of nested latency summaries), so fields the benchmark adds or
  * renames later still aggregate; the columns shown name the fields they need and print '–' when a
  * summary lacks one.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { markdown as benchMarkdown } from '../bench/report.js';
 import { lineChart, type Series } from '../bench/svg.js';
-import { SCALING_STRATEGIES, STRATEGIES, type Stat } from '../bench/suite.js';
+import { SCALING_STRATEGIES, STRATEGIES, type BenchReport, type Stat, type SweepRatios } from '../bench/suite.js';
+import type { RunCell } from './campaign.js';
 import type { CampaignStatus } from './status.js';
 import type { CellResult } from './results.js';
 
@@ -29,6 +32,15 @@ export interface HostReport {
   readonly correctness: { stale_accesses: number; integrity_errors: number; guest_crashes: number; failed_checks: number };
 }
 
+/** One bench cell's suite, as its worker stored it. */
+export interface BenchEntry {
+  readonly cell: string;
+  readonly host: string;
+  readonly machine: string;
+  readonly exit_code: number;
+  readonly report: BenchReport;
+}
+
 export interface FleetReport {
   readonly schema: 'xvgpu-fleet/1';
   readonly created: string;
@@ -36,6 +48,8 @@ export interface FleetReport {
   readonly cells: { total: number; with_result: number; dead: number; pending: number };
   readonly dead: { id: string; attempts: number; error: string }[];
   readonly hosts: HostReport[];
+  /** Bench cells with a result, by host label then cell id. */
+  readonly bench: BenchEntry[];
 }
 
 /**
@@ -66,13 +80,15 @@ function aggregate(runs: Record<string, number>[]): Record<string, Stat> {
   return Object.fromEntries(keys.map((k) => [k, stat(runs.flatMap((r) => (r[k] === undefined ? [] : [r[k]])))]));
 }
 
-const scenarioKey = (r: CellResult): string => `${r.cell.workload.name}|${r.cell.strategy.name}|${r.cell.vcpus}|${r.cell.platform}`;
+type RunResult = CellResult & { readonly cell: RunCell };
 
-function hostReport(host: string, results: CellResult[]): HostReport {
-  const groups = new Map<string, CellResult[]>();
+const scenarioKey = (r: RunResult): string => `${r.cell.workload.name}|${r.cell.strategy.name}|${r.cell.vcpus}|${r.cell.platform}`;
+
+function hostReport(host: string, results: RunResult[]): HostReport {
+  const groups = new Map<string, RunResult[]>();
   for (const r of results) groups.set(scenarioKey(r), [...(groups.get(scenarioKey(r)) ?? []), r]);
   const scenarios = [...groups.values()].map((rs) => {
-    const c = (rs[0] as CellResult).cell;
+    const c = (rs[0] as RunResult).cell;
     return { workload: c.workload.name, strategy: c.strategy.name, vcpus: c.vcpus, platform: c.platform, runs: rs.length, aggregate: aggregate(rs.map((r) => flattenSummary(r.summary))) };
   });
   const order = (s: FleetScenario): number => STRATEGIES.findIndex((x) => x.name === s.strategy);
@@ -86,9 +102,17 @@ function hostReport(host: string, results: CellResult[]): HostReport {
   };
 }
 
+const isRun = (r: CellResult): r is RunResult => r.cell.kind === 'run';
+
+function benchEntries(results: CellResult[]): BenchEntry[] {
+  return results.filter((r) => r.cell.kind === 'bench')
+    .map((r) => ({ cell: r.cell.id, host: r.host, machine: r.machine, exit_code: r.exit_code, report: r.summary as unknown as BenchReport }))
+    .sort((a, b) => a.host.localeCompare(b.host) || a.cell.localeCompare(b.cell));
+}
+
 export function buildReport(s: CampaignStatus, now = new Date()): FleetReport {
-  const byHost = new Map<string, CellResult[]>();
-  for (const r of s.results.values()) byHost.set(r.host, [...(byHost.get(r.host) ?? []), r]);
+  const byHost = new Map<string, RunResult[]>();
+  for (const r of [...s.results.values()].filter(isRun)) byHost.set(r.host, [...(byHost.get(r.host) ?? []), r]);
   const dead = s.cells.filter((c) => c.state === 'dead');
   return {
     schema: 'xvgpu-fleet/1',
@@ -97,6 +121,7 @@ export function buildReport(s: CampaignStatus, now = new Date()): FleetReport {
     cells: { total: s.cells.length, with_result: s.results.size, dead: dead.length, pending: s.cells.length - s.results.size - dead.length },
     dead: dead.map((c) => ({ id: c.id, attempts: c.failedAttempts, error: c.lastError ?? '' })),
     hosts: [...byHost.keys()].sort().map((h) => hostReport(h, byHost.get(h) ?? [])),
+    bench: benchEntries([...s.results.values()]),
   };
 }
 
@@ -144,6 +169,44 @@ function crossHostSection(r: FleetReport): string[] {
   return [...lines, ''];
 }
 
+const RATIO_ROWS: readonly [Exclude<keyof SweepRatios, 'workload' | 'null_reasons'>, string][] = [
+  ['emulate_all_time_over_fault_time', 'emulate-all time / xvgpu time'],
+  ['eager_time_over_fault_time', 'eager time / xvgpu time'],
+  ['fault_p50_over_floor_p50', 'xvgpu fault p50 / floor p50'],
+  ['fault_p50_over_waiter_same_cpu_p50', 'fault p50 / waiter floor p50, one CPU'],
+  ['fault_p50_over_waiter_unpinned_p50', 'fault p50 / waiter floor p50, unpinned'],
+];
+
+const benchLabel = (b: BenchEntry): string => `${b.host} (${b.machine}, ${b.cell})`;
+
+/** The suites' headline ratios side by side: one column per bench cell, nulls with their reasons below. */
+function benchRatiosSection(bench: readonly BenchEntry[]): string[] {
+  if (bench.length === 0) return [];
+  const lines = ['## Benchmark suite across hosts: headline ratios', '', `| ratio | ${bench.map(benchLabel).join(' | ')} |`, `|---|${bench.map(() => '---').join('|')}|`];
+  const nulls: string[] = [];
+  for (const sweep of ['ratios', 'touch_ratios'] as const) {
+    for (const [field, head] of RATIO_ROWS) {
+      const cells = bench.map((b) => {
+        const t = b.report[sweep];
+        const v = t[field];
+        if (v !== null) return `${v}×`;
+        nulls.push(`${benchLabel(b)} ${t.workload} ${field}: ${t.null_reasons[field] ?? 'no reason recorded'}`);
+        return 'null';
+      });
+      lines.push(`| ${head} (\`${bench[0]?.report[sweep].workload ?? sweep}\`) | ${cells.join(' | ')} |`);
+    }
+  }
+  lines.push(`| correctness: stale / integrity / crashes | ${bench.map((b) => `${b.report.correctness.stale_accesses} / ${b.report.correctness.integrity_errors} / ${b.report.correctness.guest_crashes}`).join(' | ')} |`);
+  if (nulls.length > 0) lines.push('', `null: ${nulls.join('; ')}.`);
+  return [...lines, ''];
+}
+
+/** Each suite's own report (the benchmark's Markdown), its headings moved two levels down. */
+function benchSection(b: BenchEntry): string[] {
+  const own = benchMarkdown(b.report).split('\n').map((l) => (l.startsWith('#') ? `##${l}` : l));
+  return [`## bench on host ${benchLabel(b)}, exit ${b.exit_code}`, '', ...own, ''];
+}
+
 export function fleetMarkdown(r: FleetReport): string {
   const c = r.cells;
   const lines = [
@@ -157,6 +220,8 @@ export function fleetMarkdown(r: FleetReport): string {
   if (r.dead.length > 0) lines.push('## Dead letter (failed every attempt)', '', ...r.dead.map((d) => `- ${d.id}: ${d.attempts} attempt(s): ${d.error}`), '');
   lines.push(...crossHostSection(r));
   for (const h of r.hosts) lines.push(...hostSection(h));
+  lines.push(...benchRatiosSection(r.bench));
+  for (const b of r.bench) lines.push(...benchSection(b));
   return lines.join('\n');
 }
 

@@ -1,10 +1,10 @@
 /** Cell results in Redis: written once per cell, so a retried or duplicated run never counts twice. */
 import type { Redis } from 'ioredis';
-import type { RunCell } from './campaign.js';
+import type { Cell } from './campaign.js';
 import { resultsKey } from './redis.js';
 
 export interface CellResult {
-  readonly cell: RunCell;
+  readonly cell: Cell;
   /** The host label of the worker that ran it. */
   readonly host: string;
   readonly worker: string;
@@ -13,9 +13,9 @@ export interface CellResult {
   /** 1 for the first attempt. */
   readonly attempt: number;
   readonly finished: string;
-  /** `xvgpu run`'s exit status: 0 clean, 1 a check failed (stale access, integrity error, crash). */
+  /** The child's exit status: 0 clean, 1 a check failed (stale access, integrity error, crash). */
   readonly exit_code: number;
-  /** The run's JSON summary as printed by `xvgpu run --json` (schema owned by the benchmark). */
+  /** A run cell's JSON summary as printed by `xvgpu run --json`, or a bench cell's report (xvgpu-bench/2). */
   readonly summary: Record<string, unknown>;
 }
 

@@ -1,11 +1,15 @@
 /**
- * Runs one cell as an `xvgpu run` child process: the worker process itself never runs the
+ * Runs one cell as an `xvgpu run` or `xvgpu bench` child process: the worker process itself never runs the
  * back-end, so a crash, a hang or a native fault in a cell costs that child only. Each child gets
  * its own process group, so a Ctrl-C or a SIGTERM aimed at the worker's group does not cut a
  * measurement short; the worker decides what happens to its cells (drain, or stop them).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { distFile } from '../util/dist-path.js';
+import { benchArgs, runArgs, type Cell } from './campaign.js';
 
 /** A cell attempt that failed and may succeed on a retry (crash, timeout, unreadable output). */
 export class CellFailure extends Error {
@@ -15,7 +19,7 @@ export class CellFailure extends Error {
   }
 }
 
-/** `xvgpu run` rejected its arguments (exit 2): retrying cannot help. */
+/** `xvgpu run` or `xvgpu bench` rejected its arguments (exit 2): retrying cannot help. */
 export class CellRejected extends Error {
   constructor(message: string) {
     super(message);
@@ -42,8 +46,28 @@ export interface CellRunOptions {
 export interface CellRun {
   /** 0: a clean run; 1: the run finished but a check failed (its summary says which). */
   readonly exitCode: number;
+  /** A run cell's JSON summary, or a bench cell's whole report (schema xvgpu-bench/2). */
   readonly summary: Record<string, unknown>;
 }
+
+/** How to run one cell: the `xvgpu` arguments, where its result comes from, what to clean up. */
+export interface CellCommand {
+  readonly argv: readonly string[];
+  /** Reads the result of a child that exited 0 or 1; a CellFailure when there is none. */
+  readonly result: (stdout: string) => Record<string, unknown>;
+  readonly cleanup: () => void;
+}
+
+const BENCH_SCHEMA = 'xvgpu-bench/2';
+
+/** A run cell prints its summary on stdout; a bench cell writes its report to a private temporary file. */
+export function cellCommand(cell: Cell): CellCommand {
+  if (cell.kind === 'run') return { argv: runArgs(cell), result: parseSummary, cleanup: () => undefined };
+  const dir = mkdtempSync(join(tmpdir(), 'xvgpu-fleet-bench-'));
+  const file = join(dir, 'report.json');
+  return { argv: benchArgs(cell, file), result: () => readBenchReport(file), cleanup: () => { rmSync(dir, { recursive: true, force: true }); } };
+}
+
 
 const live = new Set<ChildProcess>();
 let idleWaiters: (() => void)[] = [];
@@ -92,9 +116,30 @@ function parseSummary(stdout: string): Record<string, unknown> {
   throw new CellFailure(`xvgpu run printed no JSON summary (stdout: '${lastLine(stdout).slice(0, 80)}')`);
 }
 
-/** Runs `xvgpu <argv>` (a `run --json` command) and returns its summary, or throws one of the errors above. */
-export async function runCell(argv: readonly string[], o: CellRunOptions): Promise<CellRun> {
-  const child = spawn(process.execPath, [distFile('cli/main.js'), ...argv], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+function readBenchReport(file: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CellFailure(`xvgpu bench wrote no readable report: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const schema = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>).schema : undefined;
+  if (schema !== BENCH_SCHEMA) throw new CellFailure(`xvgpu bench wrote a report of schema '${String(schema)}', not ${BENCH_SCHEMA}`);
+  return v as Record<string, unknown>;
+}
+
+/** Runs `xvgpu <argv>` and returns its result, or throws one of the errors above; cleans up either way. */
+export async function runCell(cmd: CellCommand, o: CellRunOptions): Promise<CellRun> {
+  try {
+    return await runChild(cmd, o);
+  } finally {
+    cmd.cleanup();
+  }
+}
+
+async function runChild(cmd: CellCommand, o: CellRunOptions): Promise<CellRun> {
+  const what = `xvgpu ${cmd.argv[0] ?? ''}`;
+  const child = spawn(process.execPath, [distFile('cli/main.js'), ...cmd.argv], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   live.add(child);
   let stdout = '';
   let stderr = '';
@@ -114,9 +159,9 @@ export async function runCell(argv: readonly string[], o: CellRunOptions): Promi
     });
     if (ended === 'stopped') throw new CellStopped();
     if (ended === 'timeout') throw new CellFailure(`timed out after ${o.timeoutS} s`);
-    if (code === 2) throw new CellRejected(`xvgpu run rejected the cell: ${reason(stderr)}`);
-    if (code === 0 || code === 1) return { exitCode: code, summary: parseSummary(stdout) };
-    throw new CellFailure(`xvgpu run ${sig !== null ? `was killed by ${sig}` : `exited with status ${String(code)}`}: ${reason(stderr)}`);
+    if (code === 2) throw new CellRejected(`${what} rejected the cell: ${reason(stderr)}`);
+    if (code === 0 || code === 1) return { exitCode: code, summary: cmd.result(stdout) };
+    throw new CellFailure(`${what} ${sig !== null ? `was killed by ${sig}` : `exited with status ${String(code)}`}: ${reason(stderr)}`);
   } finally {
     clearInterval(tick);
     clearTimeout(timer);

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Campaign } from './campaign.js';
+import { cellTimeoutS, type Campaign } from './campaign.js';
 import { CAMPAIGN_QUEUE, FleetError, PREFIX, WORKER_KEY_PATTERN, cellQueue } from './redis.js';
 import type { Advertisement, CampaignJobData, CellJobData } from './worker.js';
 
@@ -32,7 +32,7 @@ export async function submitCampaign(redis: Redis, c: Campaign, file: string, ca
       children: c.cells.map((cell, i) => ({
         name: 'cell',
         queueName: cells[i]?.queue ?? '',
-        data: { campaignId, cell, timeoutS: c.timeoutS } satisfies CellJobData,
+        data: { campaignId, cell, timeoutS: cellTimeoutS(c, cell) } satisfies CellJobData,
         opts: {
           jobId: cellJobId(campaignId, cell.id),
           attempts: c.retry.attempts,

@@ -1,5 +1,6 @@
 /**
- * A fleet worker: takes the cells its host can serve, runs each as an `xvgpu run` child process,
+ * A fleet worker: takes the cells its host can serve, runs each as an `xvgpu run` or `xvgpu bench`
+ * child process,
  * streams progress, stores the result once, and finalises campaigns whose cells are all done.
  *
  * Shutdown never leaves a cell half-claimed: drain() stops taking cells, hands the ones still
@@ -11,15 +12,15 @@
 import { hostname } from 'node:os';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { runArgs, type RunCell } from './campaign.js';
+import type { Cell } from './campaign.js';
 import type { Capabilities } from './capabilities.js';
 import { CAMPAIGN_QUEUE, PREFIX, cellQueue, connectRedis, workerKey } from './redis.js';
 import { storeResult } from './results.js';
-import { CellRejected, CellStopped, cellsIdle, runCell } from './runner.js';
+import { CellRejected, CellStopped, cellCommand, cellsIdle, runCell } from './runner.js';
 
 export interface CellJobData {
   readonly campaignId: string;
-  readonly cell: RunCell;
+  readonly cell: Cell;
   readonly timeoutS: number;
 }
 
@@ -181,11 +182,11 @@ export class FleetWorker {
     void this.advertise();
     this.o.log(`cell ${job.id ?? cell.id}: started (attempt ${attempt})`);
     try {
-      const run = await runCell(runArgs(cell), {
+      const run = await runCell(cellCommand(cell), {
         timeoutS,
         signal: this.stopCells.signal,
         onTick: (s) => {
-          job.updateProgress({ worker: this.id, host: this.o.hostLabel, elapsed_s: Math.round(s), duration_s: cell.workload.durationS }).catch(() => undefined);
+          job.updateProgress({ worker: this.id, host: this.o.hostLabel, elapsed_s: Math.round(s), duration_s: cell.kind === 'run' ? cell.workload.durationS : null }).catch(() => undefined);
         },
       });
       const stored = await storeResult(this.redis, campaignId, {

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { STRATEGIES, workloads } from '../../src/bench/suite.js';
 import { parseRunArgs } from '../../src/cli/run.js';
-import { CampaignError, benchVcpus, campaignFrom, loadCampaign, runArgs } from '../../src/fleet/campaign.js';
+import { CampaignError, benchVcpus, campaignFrom, loadCampaign, runArgs, type Campaign, type RunCell } from '../../src/fleet/campaign.js';
 import { campaignFile, removeCampaignFiles } from './harness.js';
 
 afterAll(removeCampaignFiles);
@@ -20,6 +20,8 @@ function error(data: unknown): string {
   throw new Error('accepted a bad campaign');
 }
 
+const runCells = (c: Campaign): RunCell[] => c.cells.flatMap((x) => (x.kind === 'run' ? [x] : []));
+
 const withMatrix = (m: Record<string, unknown>): unknown => ({ ...ok, matrix: { ...ok.matrix, ...m } });
 
 describe('campaign files', () => {
@@ -27,23 +29,27 @@ describe('campaign files', () => {
     const c = loadCampaign('bench/campaigns/smoke.yaml');
     expect(c.cells).toHaveLength(8);
     expect(new Set(c.cells.map((x) => x.id)).size).toBe(8);
-    expect(c.cells.every((x) => x.platform === 'sim' && x.workload.durationS <= 1)).toBe(true);
+    expect(runCells(c).every((x) => x.platform === 'sim' && x.workload.durationS <= 1)).toBe(true);
   });
 
   it('the standard matrix is every strategy x workload x vCPU count the benchmark knows, 3 repeats', () => {
     const c = loadCampaign('bench/campaigns/standard.yaml');
     const full = workloads(false);
+    const runs = runCells(c);
     expect(benchVcpus()).toEqual([1, 2, 4, 8]);
-    expect(c.cells).toHaveLength(STRATEGIES.length * full.length * 4 * 3);
-    expect(new Set(c.cells.map((x) => x.strategy.name))).toEqual(new Set(STRATEGIES.map((s) => s.name)));
-    expect(new Set(c.cells.map((x) => x.workload.name))).toEqual(new Set(full.map((w) => w.name)));
-    expect(new Set(c.cells.map((x) => x.vcpus))).toEqual(new Set([1, 2, 4, 8]));
+    expect(runs).toHaveLength(STRATEGIES.length * full.length * 4 * 3);
+    expect(new Set(runs.map((x) => x.strategy.name))).toEqual(new Set(STRATEGIES.map((s) => s.name)));
+    expect(new Set(runs.map((x) => x.workload.name))).toEqual(new Set(full.map((w) => w.name)));
+    expect(new Set(runs.map((x) => x.vcpus))).toEqual(new Set([1, 2, 4, 8]));
     expect(new Set(c.cells.map((x) => x.id)).size).toBe(c.cells.length);
+    expect(c.cells.filter((x) => x.kind === 'bench')).toEqual([
+      { kind: 'bench', id: 'bench-full.sim.any.r0', quick: false, repeat: undefined, platform: 'sim', host: 'any', repeatIndex: 0, timeoutS: 7200 },
+    ]);
   });
 
   it("every cell's arguments are accepted by `xvgpu run` and mean that cell", () => {
     for (const file of ['bench/campaigns/smoke.yaml', 'bench/campaigns/standard.yaml']) {
-      for (const cell of loadCampaign(file).cells) {
+      for (const cell of runCells(loadCampaign(file))) {
         const o = parseRunArgs(runArgs(cell).slice(1));
         if (o === 'help') throw new Error('help');
         expect(o).toMatchObject({
@@ -58,7 +64,7 @@ describe('campaign files', () => {
 
   it('a campaign-wide duration overrides every workload', () => {
     const c = campaignFrom({ ...ok, duration_s: 0.5, matrix: { ...ok.matrix, workloads: 'all' } }, 'c.yaml');
-    expect(c.cells.map((x) => x.workload.durationS)).toEqual(c.cells.map(() => 0.5));
+    expect(runCells(c).map((x) => x.workload.durationS)).toEqual(c.cells.map(() => 0.5));
   });
 
   it.each([
