@@ -8,25 +8,18 @@ import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/suite.js';
 import { SUITE_HELP } from '../../src/cli/bench.js';
-import { CampaignError, campaignFrom, cellTimeoutS, type BenchCell, type Cell } from '../../src/fleet/campaign.js';
+import { campaignFrom, cellTimeoutS, type BenchCell, type Cell } from '../../src/fleet/campaign.js';
 import { buildReport, fleetMarkdown } from '../../src/fleet/report.js';
 import type { CellResult } from '../../src/fleet/results.js';
 import { CellFailure, CellRejected, cellCommand, runCell } from '../../src/fleet/runner.js';
 import type { CampaignStatus } from '../../src/fleet/status.js';
+import { OK_CAMPAIGN, campaignError } from './campaign-errors.js';
 
 const FIXTURE = JSON.parse(readFileSync('test/fleet/fixtures/bench-quick.json', 'utf8')) as BenchReport;
-const ok = { name: 'c', matrix: { workloads: ['hotset-evict'], strategies: ['eager'], vcpus: [2] } };
+const ok = OK_CAMPAIGN;
 const benchOf = (c: { cells: readonly Cell[] }): BenchCell[] => c.cells.flatMap((x) => (x.kind === 'bench' ? [x] : []));
 
-function error(data: unknown): string {
-  try {
-    campaignFrom(data, 'c.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(CampaignError);
-    return (e as Error).message;
-  }
-  throw new Error('accepted a bad campaign');
-}
+const error = campaignError;
 
 describe('bench cells in a campaign', () => {
   it('expands one entry or a list into one cell per host and repeat, on the simulated platform', () => {

@@ -5,20 +5,13 @@ import { STRATEGIES, workloads } from '../../src/bench/suite.js';
 import { parseRunArgs } from '../../src/cli/run.js';
 import { CampaignError, benchVcpus, campaignFrom, loadCampaign, runArgs, type Campaign, type RunCell } from '../../src/fleet/campaign.js';
 import { campaignFile, removeCampaignFiles } from './harness.js';
+import { OK_CAMPAIGN, campaignError } from './campaign-errors.js';
 
 afterAll(removeCampaignFiles);
 
-const ok = { name: 'c', matrix: { workloads: ['hotset-evict'], strategies: ['eager'], vcpus: [2] } };
+const ok = OK_CAMPAIGN;
 
-function error(data: unknown): string {
-  try {
-    campaignFrom(data, 'c.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(CampaignError);
-    return (e as Error).message;
-  }
-  throw new Error('accepted a bad campaign');
-}
+const error = campaignError;
 
 const runCells = (c: Campaign): RunCell[] => c.cells.flatMap((x) => (x.kind === 'run' ? [x] : []));
 
