@@ -104,6 +104,7 @@ static long getdomaininfo(struct xh_ctx *ctx, struct xh_domaininfo *info)
 /*
  * Is the bound domain still the instance BIND saw, alive? 0, or -ESTALE (and the binding
  * remembers it: nothing more is issued to that domid) or another error of the hypercall.
+ * Caller holds ctx->lock (x->id and x->stale are shared with the invalidate callback).
  */
 static int check_target(struct xh_ctx *ctx)
 {
@@ -463,7 +464,9 @@ static int xen_aperture_commit(struct xh_ctx *ctx, struct xh_range *r)
 	if (!a)
 		return 0;
 	aperture_normalise(a);
+	mutex_lock(&ctx->lock);
 	ret = check_target(ctx);
+	mutex_unlock(&ctx->lock);
 	if (ret)
 		return ret;
 	rc = aperture_refs(ctx, a, a->n, &failed_at);
@@ -483,7 +486,9 @@ static void xen_aperture_release(struct xh_ctx *ctx, struct xh_range *r)
 	if (!a)
 		return;
 	if (a->granted) {
+		mutex_lock(&ctx->lock);
 		check_target(ctx); /* a gone domain's permissions went with it: deny nothing */
+		mutex_unlock(&ctx->lock);
 		aperture_put(ctx, a, a->n);
 	}
 	kvfree(a);
