@@ -18,7 +18,7 @@ import { openXenCtrl, type DomainInfo, type XenCtrlLib } from './ctrl.js';
 import { openDeviceModel, type DeviceModelLib } from './devicemodel.js';
 import { XenEventChannels } from './event-channels.js';
 import { openEvtchn, type EvtchnLib } from './evtchn.js';
-import { EINVAL, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
+import { EINVAL, ENOENT, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
 import { XenGuestMemory } from './guest-memory.js';
 import {
   HVM_IOREQSRV_BUFIOREQ_OFF,
@@ -136,7 +136,7 @@ export class XenHypervisor implements HypervisorPort {
       const id = this.caps.retry
         ? privcmd.createIoreqServerFlagged(domid, HVM_IOREQSRV_BUFIOREQ_OFF, XEN_DMOP_IOREQ_SERVER_RETRY)
         : dm.createIoreqServer(domid, HVM_IOREQSRV_BUFIOREQ_OFF);
-      const destroyStep = this.teardown.push(`destroy ioreq server ${id}`, () => { dm.destroyIoreqServer(domid, id); });
+      const destroyStep = this.teardown.push(`destroy ioreq server ${id}`, () => { ifServerExists(() => { dm.destroyIoreqServer(domid, id); }); });
       let buffer: ArrayBuffer;
       try {
         buffer = privcmd.mapResource(domid, XENMEM_RESOURCE_IOREQ_SERVER, id, ioreqServerFrameIoreq(0), 1);
@@ -218,6 +218,21 @@ function queryDomain(libs: XenLibs, domid: number): { info: DomainInfo; maxGfn: 
   }
 }
 
+/**
+ * Runs a step that disables or destroys our ioreq server, unless the server is already gone: a
+ * domain being destroyed destroys its ioreq servers itself (ioreq_server_destroy_all(), from
+ * hvm_domain_relinquish_resources()), after which Xen answers ENOENT (the domain lingers, dying,
+ * while we still map its pages) or ESRCH (it is gone). Either way nothing of the server is left.
+ */
+function ifServerExists(step: () => void): void {
+  try {
+    step();
+  } catch (e) {
+    if (e instanceof XenCallError && (e.errno === ENOENT || e.errno === ESRCH)) return;
+    throw e;
+  }
+}
+
 class XenIoreqServer implements IoreqServerHandle {
   private destroyed = false;
 
@@ -238,7 +253,9 @@ class XenIoreqServer implements IoreqServerHandle {
   }
 
   setEnabled(enabled: boolean): void {
-    this.explained(() => { this.dm.setIoreqServerState(this.domid, this.id, enabled); });
+    const set = (): void => { this.dm.setIoreqServerState(this.domid, this.id, enabled); };
+    // Disabling a server the dying domain already destroyed leaves it disabled: nothing to do.
+    this.explained(enabled ? set : () => { ifServerExists(set); });
   }
 
   private explained(op: () => void): void {

@@ -31,6 +31,7 @@ export interface FakeXenOptions {
 }
 
 const EIO = 5;
+const ENOENT = 2;
 const PAGE = 4096;
 const { PROT_READ, PROT_WRITE, MAP_SHARED } = native.mmapConstants;
 
@@ -52,12 +53,28 @@ export class FakeXen {
   private readonly pendingPorts: number[] = [];
   private evtchnFd = -1;
   private nextServer = 1;
+  private dying = false;
   private nextPort = 40;
   private notifyWaiters: (() => void)[] = [];
 
   constructor(private readonly o: FakeXenOptions = {}) {
     this.domid = o.domid ?? 7;
     this.vcpus = o.vcpus ?? 2;
+  }
+
+  /**
+   * `xl destroy` while served: Xen destroys the domain's ioreq servers (ioreq_server_destroy_all)
+   * and the domain lingers, dying, while our mappings hold its pages: DM ops on a server now fail
+   * with ENOENT.
+   */
+  destroyDomain(): void {
+    this.servers.clear();
+    this.dying = true;
+  }
+
+  /** The servers vanish from a live domain (nothing in Xen does that: an error must surface). */
+  forgetServers(): void {
+    this.servers.clear();
   }
 
   /** Steps taken so far (a run with failAt beyond this succeeded). */
@@ -160,6 +177,7 @@ export class FakeXen {
       setIoreqServerState: (domid, id, enabled) => {
         this.dmStep(`set_ioreq_server_state ${enabled ? 1 : 0}`, domid);
         const s = this.servers.get(id);
+        if (!s && this.dying) throw new XenCallError('set_ioreq_server_state', ENOENT, 'No such file or directory');
         if (s) s.enabled = enabled;
         // Xen writes the vCPUs' ports into the ioreq page only on enable (ioreq_server_enable).
         const page = this.guestPages.get(id);
@@ -167,7 +185,8 @@ export class FakeXen {
       },
       destroyIoreqServer: (domid, id) => {
         this.calls.push(`destroy_ioreq_server ${id}`);
-        if (domid !== this.domid || !this.servers.delete(id)) throw new XenCallError('destroy_ioreq_server', ESRCH, 'no server');
+        if (domid !== this.domid) throw new XenCallError('destroy_ioreq_server', ESRCH, 'No such process');
+        if (!this.servers.delete(id)) throw new XenCallError('destroy_ioreq_server', this.dying ? ENOENT : EIO, 'no such server');
       },
       setIsaIrqLevel: (domid, irq, level) => { this.dmStep(`set_isa_irq_level ${irq} ${level ? 1 : 0}`, domid); },
       setIrqLevel: (domid) => { this.dmStep('set_irq_level', domid); },

@@ -149,6 +149,21 @@ describe('Xen platform: the slot protocol through the waiter', () => {
     expect(fake.calls.slice(before)).toEqual([]);
   });
 
+  // Xen tier scenario e: `xl destroy` of the guest while served made stop/close fail (ENOENT).
+  it('stops and closes cleanly after the guest was destroyed (Xen took the server with it)', async () => {
+    const { fake, hv, server } = serve();
+    fake.destroyDomain();
+    expect(() => { server.stop(); }).not.toThrow();
+    await expect(hv.close()).resolves.toBeUndefined();
+    expect(fake.live()).toEqual([]);
+  });
+
+  it('still reports a destroy Xen refuses for another reason', () => {
+    const { fake, server } = serve();
+    fake.forgetServers();
+    expect(() => { server.stop(); }).toThrow(/no such server/);
+  });
+
   it('reads and writes guest RAM through cached foreign mappings, unmapped on close', async () => {
     const { fake, hv } = serve();
     const mem = hv.guestMemory();
