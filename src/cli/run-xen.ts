@@ -120,7 +120,7 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): P
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, interruptFor(platform.hv.domainType, o.irq));
     backend.start();
-    log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode }, 'serving');
+    log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode, reclaimedServer: platform.hv.reclaimedServer ?? null }, 'serving');
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => { resolve(); }, { once: true });
@@ -130,7 +130,7 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): P
     const b = backend.bar.counters;
     const h = platform.ports.helper.stats();
     const summary = {
-      domid: o.domid, mode, strategy: o.strategy, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
+      domid: o.domid, mode, strategy: o.strategy, reclaimed_server: platform.hv.reclaimedServer ?? null, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
       bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
       helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
     };

@@ -1,4 +1,4 @@
-// bar_client MMIO_BASE: the Xen tier's PVH guest program. A polling virtio-gpu driver (the shape of
+// bar_client MMIO_BASE [HOLD_S]: the Xen tier's PVH guest program. A polling virtio-gpu driver (the shape of
 // src/guest/virtio-gpu-driver.ts, no interrupts: a PVH guest has no IO-APIC) on the virtio-mmio
 // window at MMIO_BASE, through /dev/mem (STRICT_DEVMEM lets it map non-RAM ranges no driver
 // claimed). It creates blobs in xvgpu's native context, places them in the host-visible region (the
@@ -280,6 +280,34 @@ static int run(void) {
   return unmap_and_unref(11);
 }
 
+// bar_client MMIO_BASE HOLD_S: touch a blob's pages (mapped, in map-and-emulate), print
+// "XT-GUEST: held", sleep HOLD_S while the host kills the back-end (or destroys this guest), then
+// read every old page: a read returning what was last written there reached the old frame (stale),
+// anything but all ones is counted too. Then drive the device from scratch (the restarted back-end).
+static int hold_then_recheck(unsigned hold_s) {
+  if (probe() || setup_context()) return -1;
+  if (create_blob(1, 0, 4 * PAGE) || map_blob(1, 0)) return -1;
+  if (create_blob(10, 100, BLOB_PAGES * PAGE) || map_blob(10, BLOB_OFFSET)) return -1;
+  for (uint32_t pg = 0; pg < BLOB_PAGES; pg++) touch_page(pg, 1);
+  uint32_t last_gen = have_avx2 ? 3 : 2; // touch_page's last store: AVX gen+2, else rep movs gen+1
+  printf("XT-GUEST: held\n");
+  fflush(stdout);
+  sleep(hold_s);
+  volatile uint32_t *a = (volatile uint32_t *)(bar + BLOB_OFFSET);
+  for (uint32_t pg = 0; pg < BLOB_PAGES; pg++) {
+    uint32_t v = a[pg * PAGE / 4];
+    c.reads++;
+    if (v == pattern(pg, 0, last_gen)) c.stale++;
+    else if (v != 0xffffffffu) c.post_unmap_other++;
+  }
+  printf("XT-GUEST: rechecked\n");
+  fflush(stdout);
+  wr(R_STATUS, 0);
+  avail_idx = used_seen = 0;
+  seqno = 0;
+  return run();
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: bar_client MMIO_BASE\n"); return 2; }
   uint64_t mmio_base = strtoull(argv[1], NULL, 0);
@@ -298,7 +326,7 @@ int main(int argc, char **argv) {
     if (bar == MAP_FAILED) { perror("mmap bar"); return 1; }
     wr(R_STATUS, 0); // probe again inside run()
     avail_idx = used_seen = 0;
-    rc = run();
+    rc = argc > 2 ? hold_then_recheck((unsigned)strtoul(argv[2], NULL, 0)) : run();
   }
   uint64_t t1 = now_ns();
   printf("XT-GUEST: result {\"ok\":%s,\"error\":\"%s\",\"error_line\":%d,\"bar_base\":%llu,\"bar_len\":%llu,\"reads\":%llu,\"writes\":%llu,"

@@ -29,6 +29,7 @@ import {
   openPrivcmd,
   type PrivcmdLib,
 } from './privcmd.js';
+import { processAlive, readServerRecord, recordPath, removeServerRecord, writeServerRecord } from './server-record.js';
 import { Teardown, type UndoStep } from './teardown.js';
 
 /** Where the Xen libraries come from: the real ones, or fakes in tests. */
@@ -40,6 +41,8 @@ export interface XenLibs {
   evtchn(): EvtchnLib;
   /** x86: interrupts are ISA IRQ lines; arm: SPIs (XEN_DMOP_set_irq_level). */
   readonly arch: 'x86' | 'arm';
+  /** Where the records of the ioreq servers xvgpu created live (server-record.ts). */
+  readonly stateDir: string;
 }
 
 export const realXenLibs: XenLibs = {
@@ -49,6 +52,7 @@ export const realXenLibs: XenLibs = {
   privcmd: openPrivcmd,
   evtchn: openEvtchn,
   arch: process.arch === 'arm64' ? 'arm' : 'x86',
+  stateDir: '/run/xvgpu',
 };
 
 /** DOMID_FIRST_RESERVED (public/xen.h): ids from here on are DOMID_SELF, DOMID_IO and friends. */
@@ -90,6 +94,9 @@ export class XenHypervisor implements HypervisorPort {
   readonly caps: HypervisorCaps;
   readonly vcpus: number;
   readonly domainType: DomainInfo['type'];
+  /** The server a killed predecessor left registered and this run destroyed (server-record.ts). */
+  reclaimedServer: number | undefined;
+  private readonly handle: string;
   private memory: XenGuestMemory | undefined;
 
   private constructor(
@@ -105,6 +112,7 @@ export class XenHypervisor implements HypervisorPort {
     this.caps = { retry };
     this.vcpus = info.vcpus;
     this.domainType = info.type;
+    this.handle = info.handle;
   }
 
   /** Everything up to (not including) the ioreq server; nothing stays open if it throws. */
@@ -132,13 +140,19 @@ export class XenHypervisor implements HypervisorPort {
 
   createIoreqServer(): IoreqServerHandle {
     const { dm, privcmd, domid } = this;
+    const dir = this.libs.stateDir;
     try {
+      this.reclaimPredecessorServer();
       const id = this.caps.retry
         ? privcmd.createIoreqServerFlagged(domid, HVM_IOREQSRV_BUFIOREQ_OFF, XEN_DMOP_IOREQ_SERVER_RETRY)
         : dm.createIoreqServer(domid, HVM_IOREQSRV_BUFIOREQ_OFF);
-      const destroyStep = this.teardown.push(`destroy ioreq server ${id}`, () => { ifServerExists(() => { dm.destroyIoreqServer(domid, id); }); });
+      const destroyStep = this.teardown.push(`destroy ioreq server ${id}`, () => {
+        ifServerExists(() => { dm.destroyIoreqServer(domid, id); });
+        removeServerRecord(dir, domid);
+      });
       let buffer: ArrayBuffer;
       try {
+        writeServerRecord(dir, { domid, handle: this.handle, server: id, pid: process.pid });
         buffer = privcmd.mapResource(domid, XENMEM_RESOURCE_IOREQ_SERVER, id, ioreqServerFrameIoreq(0), 1);
       } catch (e) {
         destroyStep.runNow();
@@ -152,6 +166,26 @@ export class XenHypervisor implements HypervisorPort {
     } catch (e) {
       throw explain(e, domid);
     }
+  }
+
+  /**
+   * Destroys the server a previous xvgpu created for this domain instance and could not destroy
+   * (killed), so it neither keeps claiming our ranges nor holds one of Xen's 8 server slots. A
+   * live predecessor is refused: two back-ends on one guest would fight over the same ranges.
+   */
+  private reclaimPredecessorServer(): void {
+    const dir = this.libs.stateDir;
+    const r = readServerRecord(dir, this.domid);
+    if (!r) return;
+    if (r.handle === this.handle) {
+      if (r.pid !== process.pid && processAlive(r.pid)) {
+        throw new XenDomainError(`domain ${this.domid} is already served by process ${r.pid} (ioreq server ${r.server}; record ${recordPath(dir, this.domid)})`);
+      }
+      ifServerExists(() => { this.dm.destroyIoreqServer(this.domid, r.server); });
+      this.reclaimedServer = r.server;
+    }
+    // A record of another instance of this domid: its servers died with it.
+    removeServerRecord(dir, this.domid);
   }
 
   openEventChannels(): EventChannels {

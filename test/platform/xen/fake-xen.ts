@@ -8,7 +8,9 @@
  * - Every fallible call counts as one step; `failAt: k` makes step k throw (EIO), so a test can
  *   fail each step in turn. `live()` lists what is still open, created, mapped or bound.
  */
-import { ftruncateSync } from 'node:fs';
+import { ftruncateSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { native, EFD_NONBLOCK } from '../../../src/native/index.js';
 import type { DomainInfo, XenCtrlLib } from '../../../src/platform/xen/ctrl.js';
 import type { DeviceModelLib } from '../../../src/platform/xen/devicemodel.js';
@@ -28,6 +30,12 @@ export interface FakeXenOptions {
   /** The domain disappears at this step: every later DM op fails with ESRCH. */
   goneAt?: number;
   exists?: boolean;
+  /** The domain instance's handle (hex); a fresh FakeXen with another handle is a reused domid. */
+  handle?: string;
+  /** Shares the ioreq server records with another FakeXen (a restarted xvgpu). */
+  stateDir?: string;
+  /** A server left registered by a killed predecessor (it exists from the start). */
+  leftoverServer?: number;
 }
 
 const EIO = 5;
@@ -57,9 +65,16 @@ export class FakeXen {
   private nextPort = 40;
   private notifyWaiters: (() => void)[] = [];
 
+  readonly stateDir: string;
+
   constructor(private readonly o: FakeXenOptions = {}) {
     this.domid = o.domid ?? 7;
     this.vcpus = o.vcpus ?? 2;
+    this.stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), 'fake-xen-state-'));
+    if (o.leftoverServer !== undefined) {
+      this.servers.set(o.leftoverServer, { enabled: true, ranges: [] });
+      this.nextServer = o.leftoverServer + 1;
+    }
   }
 
   /**
@@ -99,6 +114,7 @@ export class FakeXen {
       privcmd: () => this.privcmd(),
       evtchn: () => this.evtchn(),
       arch: 'x86',
+      stateDir: this.stateDir,
     };
   }
 
@@ -125,6 +141,7 @@ export class FakeXen {
   dispose(): void {
     for (const b of this.guestMaps) native.munmap(b);
     this.guestMaps.length = 0;
+    if (this.o.stateDir === undefined) rmSync(this.stateDir, { recursive: true, force: true });
   }
 
   private step(name: string): void {
@@ -155,7 +172,7 @@ export class FakeXen {
       domainInfo: (domid) => {
         this.step('getdomaininfo');
         if (domid !== this.domid || this.o.exists === false) return undefined;
-        return { domid, type: this.o.type ?? 'pvh', dying: false, vcpus: this.vcpus };
+        return { domid, type: this.o.type ?? 'pvh', dying: false, vcpus: this.vcpus, handle: this.o.handle ?? 'feedface'.repeat(4) };
       },
       maximumGpfn: () => { this.step('maximum_gpfn'); return 0x3ffff; },
       close,

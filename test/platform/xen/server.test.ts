@@ -14,6 +14,8 @@ import {
   STATE_IORESP_RETRY, emptyIoreq, type Ioreq,
 } from '../../../src/xen/abi/ioreq.js';
 import { FakeXen, type FakeXenOptions } from './fake-xen.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { recordPath, writeServerRecord, type ServerRecord } from '../../../src/platform/xen/server-record.js';
 
 const BASE = 0xfe00_0000;
 const fakes: FakeXen[] = [];
@@ -162,6 +164,31 @@ describe('Xen platform: the slot protocol through the waiter', () => {
     const { fake, server } = serve();
     fake.forgetServers();
     expect(() => { server.stop(); }).toThrow(/no such server/);
+  });
+
+  // Xen tier scenario d: after kill -9 Xen keeps the dead xvgpu's server, enabled, on our ranges.
+  it('a restarted xvgpu destroys the server its killed predecessor left, and only that one', async () => {
+    const first = serve();
+    const record = JSON.parse(readFileSync(recordPath(first.fake.stateDir, first.fake.domid), 'utf8')) as ServerRecord;
+    expect(record).toMatchObject({ domid: 7, server: 1, pid: process.pid });
+    const state = first.fake.stateDir;
+    const restarted = serve({ stateDir: state, leftoverServer: 1 });
+    expect(restarted.hv.reclaimedServer).toBe(1);
+    const calls = restarted.fake.calls;
+    expect(calls.indexOf('destroy_ioreq_server 1')).toBeGreaterThan(-1);
+    expect(calls.indexOf('destroy_ioreq_server 1')).toBeLessThan(calls.indexOf('create_ioreq_server bufioreq=0'));
+    await restarted.hv.close();
+    expect(existsSync(recordPath(state, 7))).toBe(false); // a clean stop leaves no record
+  });
+
+  it('leaves a record of another instance of the domid alone in Xen, and refuses a live predecessor', () => {
+    const first = serve();
+    const state = first.fake.stateDir;
+    const reused = serve({ stateDir: state, leftoverServer: 1, handle: 'ab'.repeat(16) });
+    expect(reused.hv.reclaimedServer).toBeUndefined();
+    expect(reused.fake.calls).not.toContain('destroy_ioreq_server 1');
+    writeServerRecord(state, { domid: 7, handle: 'ab'.repeat(16), server: 2, pid: process.ppid });
+    expect(() => serve({ stateDir: state, leftoverServer: 2, handle: 'ab'.repeat(16) })).toThrow(/already served by process/);
   });
 
   it('reads and writes guest RAM through cached foreign mappings, unmapped on close', async () => {
