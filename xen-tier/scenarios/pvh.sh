@@ -53,13 +53,14 @@ start_xvgpu() {
   xt_wait_file_match "$out/$tag.xvgpu.log" '"msg":"serving"' 90 || { cat "$out/$tag.xvgpu.log"; kill -9 $xpid; return 1; }
 }
 
-# stop_xvgpu: SIGTERM, bounded; prints xvgpu's exit status.
+# stop_xvgpu: SIGTERM, bounded; sets $xrc to xvgpu's exit status (not in $(...): wait needs the
+# shell that started it).
 stop_xvgpu() {
   kill -TERM $xpid
   for _ in $(seq 150); do kill -0 $xpid 2>/dev/null || break; sleep 0.2; done
   kill -0 $xpid 2>/dev/null && { echo "xvgpu did not exit on SIGTERM" >&2; kill -9 $xpid; }
   wait $xpid
-  echo $?
+  xrc=$?
 }
 
 guest_log() { cp "$XT_CONSOLE_DIR/guest-pvh-$1.log" "$out/$1.guest.log" 2>/dev/null; }
@@ -88,7 +89,7 @@ JS
 
 # run_case NAME HELPER_PARAMS XVGPU_EXTRA: one guest, one xvgpu, the guest's whole program.
 run_case() {
-  local name=$1 t0 rc xrc
+  local name=$1 t0 rc
   t0=$(now_ms)
   start_guest "$name" "$2" "$MMIO_BASE" || return 1
   start_xvgpu "$name" $3 || return 1
@@ -97,7 +98,7 @@ run_case() {
   rc=$?
   guest_log "$name"
   xt_wait_gone "pvh-$name" 30 || xt_bounded 30 xl destroy "$dom"
-  xrc=$(stop_xvgpu)
+  stop_xvgpu
   rmmod xvgpu_helper || rc=1
   summarize "$name" "$name" $(( $(now_ms) - t0 )) "{\"xvgpu_exit\":$xrc}"
   [ "$xrc" = 0 ] && return $rc
@@ -106,7 +107,7 @@ run_case() {
 
 # d: kill -9 while mapped, then a restarted xvgpu serves the guest's second pass.
 run_kill() {
-  local t0 rc adds removes refcnt killed_ms xrc
+  local t0 rc adds removes refcnt killed_ms
   t0=$(now_ms)
   start_guest d "" "$MMIO_BASE,$HOLD_S" || return 1
   start_xvgpu d1 --mode emulate || return 1
@@ -125,7 +126,7 @@ run_kill() {
   guest_log d
   grep -q '^XT-GUEST: rechecked' "$out/d.guest.log" || { echo "d: the guest slept past the restart (raise HOLD_S)" >&2; rc=1; }
   xt_wait_gone pvh-d 30 || xt_bounded 30 xl destroy "$dom"
-  xrc=$(stop_xvgpu)
+  stop_xvgpu
   rmmod xvgpu_helper || rc=1
   summarize d d2 $(( $(now_ms) - t0 )) "{\"at_kill\":{\"frames_added\":$adds,\"frames_removed\":$removes,\"helper_refcnt\":$refcnt},\"restart_ms\":$((restarted_ms - killed_ms)),\"xvgpu_exit\":$xrc}"
   [ "$xrc" = 0 ] && return $rc
@@ -134,7 +135,7 @@ run_kill() {
 
 # e: xl destroy while mapped; xvgpu is then stopped and must exit 0 with its summary.
 run_destroy() {
-  local t0 rc=0 alive xrc domains rmmod_ok=true
+  local t0 rc=0 alive domains rmmod_ok=true
   t0=$(now_ms)
   start_guest e "" "$MMIO_BASE,600" || return 1
   start_xvgpu e --mode emulate || return 1
@@ -144,7 +145,7 @@ run_destroy() {
   guest_log e
   sleep 2
   kill -0 $xpid 2>/dev/null && alive=true || alive=false
-  xrc=$(stop_xvgpu)
+  stop_xvgpu
   rmmod xvgpu_helper || { rmmod_ok=false; rc=1; }
   domains=$(xl list | awk 'NR > 2' | wc -l)
   summarize e e $(( $(now_ms) - t0 )) "{\"xvgpu_alive_after_destroy\":$alive,\"xvgpu_exit\":$xrc,\"helper_unloaded\":$rmmod_ok,\"domains_left\":$domains}"
