@@ -8,6 +8,8 @@
  *   XVGPU_XEN_ABSENT  a domid no domain has
  *   XVGPU_XEN_VICTIM  domid of a PVH guest the stale-domain case destroys (xl destroy)
  *   XVGPU_XEN_MMIO    a PCI BAR's sysfs resource file (ivshmem: .../resource2), MMIO
+ *   XVGPU_XEN_PROBE_LOG  the console log of the PVH guest, which runs the tier's gfn_probe on the
+ *                     first page of the test window (prints "XT-PROBE: %08x" for each new value)
  * The module must be loaded without xen_ram_as_mmio. KTAP output, one line per case.
  */
 #define _GNU_SOURCE
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "linux/xvgpu_helper.h"
@@ -100,6 +103,37 @@ static int64_t unmap(int fd, uint64_t gfn, uint32_t pages)
 	return ioctl(fd, XVGPU_IOC_UNMAP, &u) ? -errno : (int64_t)u.revoked;
 }
 
+/*
+ * Waits (at most `seconds`) for a line containing `needle` in the file at `path` after offset
+ * `from`; returns the offset just past that line, or -1.
+ */
+static long wait_for_line(const char *path, const char *needle, long from, int seconds)
+{
+	const struct timespec tick = { .tv_nsec = 100 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < seconds * 10; i++, nanosleep(&tick, NULL)) {
+		FILE *f = fopen(path, "r");
+		char line[256];
+		long off = from;
+
+		if (!f || fseek(f, from, SEEK_SET)) {
+			if (f)
+				fclose(f);
+			continue;
+		}
+		while (fgets(line, sizeof(line), f)) {
+			off += (long)strlen(line);
+			if (strstr(line, needle)) {
+				fclose(f);
+				return off;
+			}
+		}
+		fclose(f);
+	}
+	return -1;
+}
+
 TEST(bind_to_pv_refused)
 {
 	ASSERT_NE(0u, env_domid("XVGPU_XEN_PV"));
@@ -140,6 +174,36 @@ TEST(mmio_mapped_and_removed)
 	printf("# XT-MARK mmio gfn %#llx\n", (unsigned long long)G0);
 	close(fd);
 	munmap(bar, BAR_PAGES * PAGE);
+}
+
+/*
+ * The guest itself reads through the entry: a word written to the BAR in dom0 appears at the GFN
+ * once mapped, and after UNMAP the guest reads Xen's null handler again (0xffffffff).
+ */
+TEST(guest_reads_the_mapped_frame_until_unmapped)
+{
+	const char *log = getenv("XVGPU_XEN_PROBE_LOG");
+	volatile uint32_t *bar = map_bar();
+	uint32_t marker = 0x58560000u | (getpid() & 0xffff);
+	int fd = bind_xen(env_domid("XVGPU_XEN_PVH"), G0, WINDOW), range;
+	char seen[32];
+	long at;
+
+	ASSERT_NE(NULL, log) TH_LOG("XVGPU_XEN_PROBE_LOG is not set");
+	ASSERT_LE(0, fd);
+	ASSERT_NE(NULL, bar);
+	bar[0] = marker;
+	range = reg(fd, (void *)bar, BAR_PAGES * PAGE);
+	ASSERT_LT(0, range);
+	ASSERT_EQ(1, map(fd, range, G0, 0, 1));
+	snprintf(seen, sizeof(seen), "XT-PROBE: %08x", marker);
+	at = wait_for_line(log, seen, 0, 50);
+	ASSERT_LT(0, at) TH_LOG("the guest never read %08x at GFN %#llx", marker, (unsigned long long)G0);
+	ASSERT_EQ(1, unmap(fd, G0, WINDOW));
+	EXPECT_LT(0, wait_for_line(log, "XT-PROBE: ffffffff", at, 50)) TH_LOG("the guest still reads the frame after UNMAP");
+	EXPECT_EQ(0, unreg(fd, range));
+	close(fd);
+	munmap((void *)bar, BAR_PAGES * PAGE);
 }
 
 /*
