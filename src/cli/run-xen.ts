@@ -4,8 +4,10 @@
  */
 import { Backend } from '../backend.js';
 import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
-import { openXenPlatform } from '../session/platforms.js';
+import { openXenPlatform, type XenPlatformOptions, type XenRunPlatform } from '../session/platforms.js';
 import type { Logger } from '../telemetry/log.js';
+import { dropPrivileges, resolveRunAs, PrivilegeDropError, type RunAs } from '../platform/linux/privileges.js';
+import { auditXenHandles } from '../platform/xen/confine.js';
 import { DOMID_FIRST_RESERVED } from '../platform/xen/hypervisor.js';
 import { VIRTIO_MMIO_SIZE } from '../virtio/constants.js';
 import { UsageError, addressOption, choiceOption, intOption, sizeOption, type Options } from './args.js';
@@ -20,6 +22,7 @@ export const XEN_RUN_OPTIONS: Options = {
   'bar-size': { type: 'string' },
   'mmio-base': { type: 'string' },
   irq: { type: 'string' },
+  'run-as': { type: 'string' },
 };
 
 export const XEN_RUN_HELP = `
@@ -29,6 +32,8 @@ Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
   --bar-size SIZE         BAR window size, a multiple of 4096 (K/M/G suffixes allowed)
   --mmio-base B           guest-physical base of the virtio-mmio window (page aligned)
   --irq I                 the device's interrupt: an ISA IRQ 1-15 except 2 on x86
+  --run-as USER[:GROUP]   once every Xen handle is open and restricted to the guest, become USER
+                          (no capabilities, no supplementary groups, no_new_privs); needs root
   --mode                  defaults to retry where Xen has the extension, emulate otherwise
 `;
 
@@ -39,6 +44,8 @@ export interface XenRunArgs {
   readonly barSize: number;
   readonly mmioBase: number;
   readonly irq: number;
+  /** The unprivileged account to serve as (QEMU's -runas), resolved at parse time. */
+  readonly runAs: RunAs | undefined;
   readonly drmNode: string | undefined;
   readonly mode: AnswerMode | undefined;
   readonly faultAround: number;
@@ -73,25 +80,66 @@ export function parseXenRunArgs(v: Values, shared: Pick<XenRunArgs, 'faultAround
     barSize,
     mmioBase,
     irq,
+    runAs: typeof v['run-as'] === 'string' ? runAsOption(v['run-as']) : undefined,
     drmNode: typeof v['drm-node'] === 'string' ? v['drm-node'] : undefined,
     mode: v.mode === undefined ? undefined : choiceOption(cmd, 'mode', v.mode, 'emulate', ['retry', 'emulate'] as const),
     ...shared,
   };
 }
 
+function runAsOption(spec: string): RunAs {
+  try {
+    return resolveRunAs(spec);
+  } catch (e) {
+    if (e instanceof PrivilegeDropError) throw new UsageError(e.message, 'run');
+    throw e;
+  }
+}
+
 function failRequired(name: string): never {
   throw new UsageError(`--${name} is required with --platform xen`, 'run');
 }
 
-/** Serves the guest until `signal` aborts; returns the exit status. */
-export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): Promise<number> {
-  const platform = openXenPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
+/** What runXen opens and how it confines itself: the real ones, or fakes in tests. */
+export interface XenRunDeps {
+  openPlatform(o: XenPlatformOptions): XenRunPlatform;
+  dropPrivileges(target: RunAs): void;
+  auditHandles(domid: number, helperFds: ReadonlySet<number>): void;
+}
+
+export const realXenRunDeps: XenRunDeps = {
+  openPlatform: openXenPlatform,
+  dropPrivileges: (target) => { dropPrivileges(target); },
+  auditHandles: (domid, helperFds) => { auditXenHandles(domid, helperFds); },
+};
+
+/**
+ * QEMU's way: every handle is open and restricted by now (open() and start() restrict each one as
+ * it opens, the helper fd is bound to the window), so drop to the --run-as user and prove that
+ * what is left is confined to the guest. Nothing later opens a device: guest frames, DM ops, event
+ * channel notifies and helper ioctls all go through the fds held here.
+ */
+function confine(o: XenRunArgs, platform: XenRunPlatform, deps: XenRunDeps, log: Logger): void {
+  if (!o.runAs) return;
+  deps.dropPrivileges(o.runAs);
+  deps.auditHandles(o.domid, new Set([platform.helperFd]));
+  log.info({ user: o.runAs.spec, uid: o.runAs.uid, gid: o.runAs.gid, domid: o.domid }, 'privileges dropped; every Xen handle is confined to the guest');
+}
+
+/**
+ * Serves the guest until `signal` aborts; returns the exit status. Order: open (each handle
+ * restricted as it opens) → bind and start → drop privileges → serve. A failure at any step closes
+ * everything opened before it (the platform's teardown runs in `finally`).
+ */
+export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, deps: XenRunDeps = realXenRunDeps): Promise<number> {
+  const platform = deps.openPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
   try {
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
     const policy = { ...DEFAULT_POLICY, mode, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, o.irq);
     backend.start();
+    confine(o, platform, deps, log);
     log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode }, 'serving');
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
