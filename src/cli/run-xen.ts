@@ -3,7 +3,7 @@
  * here (one line, exit 2, before anything is opened); the run serves until SIGINT/SIGTERM.
  */
 import { Backend } from '../backend.js';
-import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
+import { DEFAULT_POLICY, type AnswerMode, type Strategy } from '../bar/manager.js';
 import { openXenPlatform, type XenPlatformOptions, type XenRunPlatform } from '../session/platforms.js';
 import type { Logger } from '../telemetry/log.js';
 import { dropPrivileges, resolveRunAs, PrivilegeDropError, type RunAs } from '../platform/linux/privileges.js';
@@ -23,6 +23,7 @@ export const XEN_RUN_OPTIONS: Options = {
   'mmio-base': { type: 'string' },
   irq: { type: 'string' },
   'run-as': { type: 'string' },
+  vram: { type: 'string' },
 };
 
 export const XEN_RUN_HELP = `
@@ -35,6 +36,10 @@ Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
   --run-as USER[:GROUP]   once every Xen handle is open and restricted to the guest, become USER
                           (no capabilities, no supplementary groups, no_new_privs); needs root
   --mode                  defaults to retry where Xen has the extension, emulate otherwise
+  --strategy fault|emulate-all   map on fault (default), or never map: every access is an ioreq
+  --vram PATH             back blobs with a PCI memory BAR (e.g. /sys/bus/pci/devices/<bdf>/resource2,
+                          MMIO frames: VRAM) instead of the DRM node's buffers
+  --json                  print the summary (ioreqs, faults, maps, revocations) as JSON at exit
 `;
 
 export interface XenRunArgs {
@@ -47,7 +52,9 @@ export interface XenRunArgs {
   /** The unprivileged account to serve as (QEMU's -runas), resolved at parse time. */
   readonly runAs: RunAs | undefined;
   readonly drmNode: string | undefined;
+  readonly vram: string | undefined;
   readonly mode: AnswerMode | undefined;
+  readonly strategy: Exclude<Strategy, 'eager'>;
   readonly faultAround: number;
   readonly hugePages: boolean;
   readonly json: boolean;
@@ -82,6 +89,8 @@ export function parseXenRunArgs(v: Values, shared: Pick<XenRunArgs, 'faultAround
     irq,
     runAs: typeof v['run-as'] === 'string' ? runAsOption(v['run-as']) : undefined,
     drmNode: typeof v['drm-node'] === 'string' ? v['drm-node'] : undefined,
+    vram: vramOption(v),
+    strategy: choiceOption(cmd, 'strategy', v.strategy, 'fault', ['fault', 'emulate-all'] as const),
     mode: v.mode === undefined ? undefined : choiceOption(cmd, 'mode', v.mode, 'emulate', ['retry', 'emulate'] as const),
     ...shared,
   };
@@ -94,6 +103,13 @@ function runAsOption(spec: string): RunAs {
     if (e instanceof PrivilegeDropError) throw new UsageError(e.message, 'run');
     throw e;
   }
+}
+
+function vramOption(v: Values): string | undefined {
+  if (v.vram === undefined) return undefined;
+  if (typeof v.vram !== 'string' || v.vram === '') throw new UsageError('--vram wants the path of a PCI BAR resource file', 'run');
+  if (v['drm-node'] !== undefined) throw new UsageError('--vram and --drm-node both name the buffers: pick one', 'run');
+  return v.vram;
 }
 
 function failRequired(name: string): never {
@@ -132,10 +148,10 @@ function confine(o: XenRunArgs, platform: XenRunPlatform, deps: XenRunDeps, log:
  * everything opened before it (the platform's teardown runs in `finally`).
  */
 export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, deps: XenRunDeps = realXenRunDeps): Promise<number> {
-  const platform = deps.openPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
+  const platform = deps.openPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
   try {
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
-    const policy = { ...DEFAULT_POLICY, mode, faultAround: o.faultAround, hugePages: o.hugePages };
+    const policy = { ...DEFAULT_POLICY, mode, strategy: o.strategy, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, o.irq);
     backend.start();
@@ -147,7 +163,13 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, de
     });
     backend.server.stop();
     const c = backend.server.counters;
-    const summary = { domid: o.domid, mode, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed };
+    const b = backend.bar.counters;
+    const h = platform.ports.helper.stats();
+    const summary = {
+      domid: o.domid, mode, strategy: o.strategy, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
+      bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
+      helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
+    };
     process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed\n`);
     return 0;
   } finally {

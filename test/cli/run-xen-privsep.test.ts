@@ -24,17 +24,18 @@ afterEach(() => { for (const f of fakes.splice(0)) f.dispose(); });
 function args(runAs: RunAs | undefined): XenRunArgs {
   return {
     platform: 'xen', domid: 7, barGfn: 0x100000, barSize: 1 << 20, mmioBase: 0xfe000000, irq: 5, runAs,
-    drmNode: undefined, mode: 'emulate', faultAround: 1, hugePages: false, json: true, logLevel: 'silent',
+    drmNode: undefined, vram: undefined, strategy: 'fault', mode: 'emulate', faultAround: 1, hugePages: false, json: true, logLevel: 'silent',
   };
 }
 
-/** A kernel helper that only records bind and close (nothing else is reached before serving). */
+/** A kernel helper that records bind and close and reports empty stats (nothing else is reached). */
 function fakeHelper(calls: string[]): KernelHelperPort & { open: boolean } {
   const unused = (): never => { throw new Error('not reached in these tests'); };
   const h = {
     open: true,
     bind: (b: HelperBinding) => { calls.push(`helper bind ${b.domid} ${b.firstGfn.toString(16)}+${b.pages}`); },
-    registerRange: unused, unregisterRange: unused, map: unused, unmap: unused, query: unused, stats: unused,
+    registerRange: unused, unregisterRange: unused, map: unused, unmap: unused, query: unused,
+    stats: () => ({ maps: 0, mapCollisions: 0, installedPages: 0, hugeMaps: 0, invalidations: 0, revokedPages: 0, residentPages: 0 }),
     onEvent: () => undefined,
     close: () => { calls.push('helper close'); h.open = false; },
   };
@@ -113,7 +114,7 @@ describe('run --platform xen --run-as: open → restrict → bind/start → drop
     expect(fake.calls.filter((c) => c.startsWith('drop') || c.startsWith('audit'))).toEqual([]);
   });
 
-  it.each([
+  it.each<[string, { drop?: boolean; audit?: boolean }, RegExp]>([
     ['the drop', { drop: true }, /^dropping privileges: setuid\(65534\) failed: EPERM$/],
     ['the audit', { audit: true }, /^handles not confined to domain 7: fd 18/],
   ])('a failing %s serves nothing, says one line, and tears everything down', async (_what, fail, msg) => {
