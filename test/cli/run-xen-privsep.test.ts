@@ -23,7 +23,7 @@ afterEach(() => { for (const f of fakes.splice(0)) f.dispose(); });
 
 function args(runAs: RunAs | undefined): XenRunArgs {
   return {
-    platform: 'xen', domid: 7, barGfn: 0x100000, barSize: 1 << 20, mmioBase: 0xfe000000, irq: 5, runAs,
+    platform: 'xen', domid: 7, barGfn: 0x100000, barSize: 1 << 20, mmioBase: 0xfe000000, irq: undefined, runAs,
     drmNode: undefined, vram: undefined, strategy: 'fault', mode: 'emulate', faultAround: 1, hugePages: false, json: true, logLevel: 'silent',
   };
 }

@@ -186,6 +186,14 @@ export class XenHypervisor implements HypervisorPort {
   }
 
   setIrqLevel(irq: number, level: boolean): void {
+    // Xen 4.17's XEN_DMOP_set_isa_irq_level does not check the domain has an emulated PIC: on a
+    // PVH domain it runs vpic_irq_positive_edge() over the never-initialised vpic[0] (is_master is
+    // 0, so it "asserts the slave line" in vpic[-1]), and walks backwards through struct
+    // hvm_domain, corrupting the hvm_irq pointer in front of vpic[] (seen in the Xen tier: a GPF in
+    // hvm_vcpu_has_pending_irq with that pointer's low byte |= 4 and its top byte cleared).
+    if (this.libs.arch === 'x86' && this.domainType !== 'hvm') {
+      throw new XenDomainError(`domain ${this.domid} is ${this.domainType.toUpperCase()}: it has no emulated PIC or IO-APIC, so it cannot be given an ISA interrupt (and Xen 4.17 corrupts its state if asked to)`);
+    }
     try {
       if (this.libs.arch === 'x86') this.dm.setIsaIrqLevel(this.domid, irq, level);
       else this.dm.setIrqLevel(this.domid, irq, level);

@@ -132,11 +132,21 @@ describe('Xen platform: the slot protocol through the waiter', () => {
     expect((await exchange(ext.fake, 0, { addr: BASE + 8 }, 2)).state).toBe(STATE_IORESP_RETRY);
   });
 
-  it('raises the ISA IRQ line through set_isa_irq_level', () => {
-    const { fake, hv } = serve();
+  it('raises an HVM guest\'s ISA IRQ line through set_isa_irq_level', () => {
+    const { fake, hv } = serve({ type: 'hvm' });
     hv.setIrqLevel(5, true);
     hv.setIrqLevel(5, false);
     expect(fake.calls.slice(-2)).toEqual(['set_isa_irq_level 5 1', 'set_isa_irq_level 5 0']);
+  });
+
+  // Regression (Xen tier, stock Xen 4.17): set_isa_irq_level on a PVH domain made Xen run its absent
+  // vPIC over struct hvm_domain, corrupting it (a Xen GPF in hvm_vcpu_has_pending_irq).
+  it('never asks Xen for an ISA IRQ on a PVH guest (no emulated PIC): a clear refusal instead', () => {
+    const { fake, hv } = serve({ type: 'pvh' });
+    const before = fake.calls.length;
+    expect(() => { hv.setIrqLevel(5, true); }).toThrow(XenDomainError);
+    expect(() => { hv.setIrqLevel(5, false); }).toThrow(/PVH: it has no emulated PIC/);
+    expect(fake.calls.slice(before)).toEqual([]);
   });
 
   it('reads and writes guest RAM through cached foreign mappings, unmapped on close', async () => {
