@@ -98,8 +98,10 @@ export interface CredentialOps {
   setgid(gid: number): void;
   setuid(uid: number): void;
   setNoNewPrivs(): void;
-  /** /proc/self/task/TID/status of every thread, keyed by TID. */
-  threadStatuses(): Map<string, string>;
+  /** The thread ids in /proc/self/task: listed before the drop (afterwards the listing may be refused). */
+  threadIds(): string[];
+  /** /proc/self/task/TID/status, or undefined when that thread has exited. */
+  threadStatus(tid: string): string | undefined;
 }
 
 export const processCredentials: CredentialOps = {
@@ -108,18 +110,30 @@ export const processCredentials: CredentialOps = {
   setgid: (gid) => { process.setgid?.(gid); },
   setuid: (uid) => { process.setuid?.(uid); },
   setNoNewPrivs: () => { native.setNoNewPrivs(); },
-  threadStatuses: () => {
-    const out = new Map<string, string>();
-    for (const tid of readdirSync('/proc/self/task')) {
-      try {
-        out.set(tid, readFileSync(`/proc/self/task/${tid}/status`, 'utf8'));
-      } catch {
-        // A thread that exited between the listing and the read holds nothing any more.
-      }
+  threadIds: () => readdirSync('/proc/self/task'),
+  threadStatus: (tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // exited: holds nothing
+      throw e;
     }
-    return out;
   },
 };
+
+/**
+ * Status of each thread listed before the drop. Listing /proc/self/task after it can be refused
+ * (seen in a Xen dom0: EACCES), while each thread's status stays readable. Threads started after
+ * the drop are started by dropped threads and inherit their credentials.
+ */
+function statusesOf(tids: readonly string[], ops: CredentialOps): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const tid of tids) {
+    const status = ops.threadStatus(tid);
+    if (status !== undefined) out.set(tid, status);
+  }
+  return out;
+}
 
 function step(what: string, fn: () => void): void {
   try {
@@ -132,13 +146,17 @@ function step(what: string, fn: () => void): void {
 /** Drops to `target` and proves it (see the file comment for the order); throws one line on any failure. */
 export function dropPrivileges(target: RunAs, ops: CredentialOps = processCredentials): void {
   if (ops.geteuid() !== 0) throw new PrivilegeDropError(`--run-as ${target.spec} needs xvgpu started as root (euid is ${ops.geteuid()})`);
+  let tids: string[] = [];
+  step('listing /proc/self/task', () => { tids = ops.threadIds(); });
   step('setgroups([])', () => { ops.setgroups([]); });
   step(`setgid(${target.gid})`, () => { ops.setgid(target.gid); });
   step(`setuid(${target.uid})`, () => { ops.setuid(target.uid); });
   step('prctl(PR_SET_NO_NEW_PRIVS)', () => { ops.setNoNewPrivs(); });
   const regained = tryRegainRoot(ops);
   if (regained) throw new PrivilegeDropError(`dropping privileges: setuid(0) still succeeds after becoming ${target.spec}`);
-  const bad = privilegeLeft(target, ops.threadStatuses());
+  let statuses = new Map<string, string>();
+  step('reading /proc/self/task/*/status', () => { statuses = statusesOf(tids, ops); });
+  const bad = privilegeLeft(target, statuses);
   if (bad !== undefined) throw new PrivilegeDropError(`dropping privileges: ${bad}`);
 }
 

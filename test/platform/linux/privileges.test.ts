@@ -70,6 +70,7 @@ function status(o: { uid?: string; gid?: string; groups?: string; capPrm?: strin
 /** Records each credential call; `failing` makes that call throw; `statuses` is what /proc shows after. */
 function fakeOps(o: { euid?: number; failing?: string; regains?: boolean; statuses?: Map<string, string> } = {}): CredentialOps & { calls: string[] } {
   const calls: string[] = [];
+  const statuses = o.statuses ?? new Map([[String(process.pid), status()], ['4001', status({ nnp: '0' })]]);
   const call = (name: string): void => {
     calls.push(name);
     if (name === o.failing) throw Object.assign(new Error(`EPERM, Operation not permitted\n(detail)`), { code: 'EPERM' });
@@ -88,23 +89,27 @@ function fakeOps(o: { euid?: number; failing?: string; regains?: boolean; status
       call(`setuid ${u}`);
     },
     setNoNewPrivs: () => { call('no_new_privs'); },
-    threadStatuses: () => {
-      calls.push('read statuses');
-      return o.statuses ?? new Map([[String(process.pid), status()], ['4001', status({ nnp: '0' })]]);
+    threadIds: () => {
+      call('list threads');
+      return [...statuses.keys(), '4999']; // 4999 exits before its status is read
+    },
+    threadStatus: (tid) => {
+      call(`read status ${tid}`);
+      return statuses.get(tid);
     },
   };
 }
 
 describe('dropPrivileges', () => {
-  const ORDER = ['setgroups []', 'setgid 65534', 'setuid 65534', 'no_new_privs', 'setuid 0', 'read statuses'];
+  const ORDER = ['list threads', 'setgroups []', 'setgid 65534', 'setuid 65534', 'no_new_privs', 'setuid 0', `read status ${process.pid}`, 'read status 4001', 'read status 4999'];
 
-  it('drops groups, then gid, then uid, sets no_new_privs, and checks it cannot get root back', () => {
+  it('lists the threads, drops groups, then gid, then uid, sets no_new_privs, checks it cannot get root back, reads each thread', () => {
     const ops = fakeOps();
     dropPrivileges(NOBODY, ops);
     expect(ops.calls).toEqual(ORDER);
   });
 
-  it.each(ORDER.slice(0, 4))('a failing %s stops there with one line naming it', (failing) => {
+  it.each([...ORDER.slice(0, 5), `read status ${process.pid}`])('a failing %s stops there with one line naming it', (failing) => {
     const ops = fakeOps({ failing });
     expect(() => { dropPrivileges(NOBODY, ops); }).toThrow(PrivilegeDropError);
     expect(ops.calls.at(-1)).toBe(failing);
@@ -113,6 +118,7 @@ describe('dropPrivileges', () => {
       dropPrivileges(NOBODY, fakeOps({ failing }));
     } catch (e) {
       expect((e as Error).message).toMatch(/^dropping privileges: .* failed: EPERM, Operation not permitted$/);
+      expect((e as Error).message).not.toContain('\n');
     }
   });
 
