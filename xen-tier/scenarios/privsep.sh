@@ -26,7 +26,8 @@ VRAM=$(vram_resource) || exit 1
 insmod /xt/xvgpu_helper.ko || exit 1
 for g in a b; do
   xt_pvh_cfg "privsep-$g" sleep 600 > "/tmp/privsep-$g.cfg"
-  xt_bounded 60 xl create -p "/tmp/privsep-$g.cfg" || exit 1
+  # Bounded generously: under TCG on a loaded host one xl create took over 60 s.
+  xt_bounded 180 xl create -p "/tmp/privsep-$g.cfg" || { echo "xl create privsep-$g failed (rc $?)"; exit 1; }
 done
 A=$(xt_domid privsep-a) B=$(xt_domid privsep-b)
 echo "domains: A=$A B=$B"
