@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import { defineConfig } from 'eslint/config';
 
 export default defineConfig(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'native/', 'kernel-helper/', 'coverage/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', 'native/', 'kernel-helper/', 'xen-tier/', 'coverage/'] },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
   {

@@ -20,6 +20,10 @@ if [ -x /xvgpu/run-in-vm.sh ]; then
   echo "xvgpu-vm: typescript tier"
   /xvgpu/run-in-vm.sh memfd || status=1
   /xvgpu/run-in-vm.sh drm || status=1
+  echo "xvgpu-vm: privsep (a bound helper fd kept past a drop to nobody)"
+  # Captured, then echoed whole (as run-in-vm.sh does): the line must not interleave with the console.
+  out=$(cd /tmp && HOME=/tmp /usr/bin/node /xvgpu/privsep-check.mjs 2>&1) || { echo "xvgpu-vm: privsep-check failed"; status=1; }
+  echo "$out"
   # The C selftest ran its own fault injection (the skip_revoke fixture reloads the module with
   # test_skip_revoke=1, then restores it). This one is the TypeScript side's: the module is reloaded
   # with revocation off right here, so nothing in between can restore it.

@@ -25,3 +25,4 @@ cp "$repo/build/Release/xvgpu_native.node" "$dir/xvgpu/build/Release/"
 done
 cp "$repo/kernel-helper/vm/run-in-vm.sh" "$dir/xvgpu/run-in-vm.sh"
 chmod +x "$dir/xvgpu/run-in-vm.sh"
+cp "$repo/kernel-helper/vm/privsep-check.mjs" "$dir/xvgpu/privsep-check.mjs"

@@ -4,6 +4,7 @@
 #include <linux/falloc.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -173,6 +174,13 @@ static Napi::Value GetAffinity(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// prctl(PR_SET_NO_NEW_PRIVS): execve can no longer grant privileges (setuid bits, file
+// capabilities). Per thread, inherited by threads and children created afterwards.
+static Napi::Value SetNoNewPrivs(const Napi::CallbackInfo& info) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ThrowErrno(info.Env(), "prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  return info.Env().Undefined();
+}
+
 static Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) ThrowErrno(info.Env(), "socketpair", errno);
@@ -300,6 +308,7 @@ void InitSyscalls(Napi::Env env, Napi::Object exports) {
   exports.Set("fallocConstants", falloc);
   exports.Set("pinThread", Napi::Function::New(env, PinThread, "pinThread"));
   exports.Set("getAffinity", Napi::Function::New(env, GetAffinity, "getAffinity"));
+  exports.Set("setNoNewPrivs", Napi::Function::New(env, SetNoNewPrivs, "setNoNewPrivs"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("sendFds", Napi::Function::New(env, SendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, RecvFds, "recvFds"));

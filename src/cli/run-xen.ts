@@ -4,8 +4,10 @@
  */
 import { Backend, ConfigError } from '../backend.js';
 import { DEFAULT_POLICY, type AnswerMode, type Strategy } from '../bar/manager.js';
-import { openXenPlatform } from '../session/platforms.js';
+import { openXenPlatform, type XenPlatformOptions, type XenRunPlatform } from '../session/platforms.js';
 import type { Logger } from '../telemetry/log.js';
+import { dropPrivileges, resolveRunAs, PrivilegeDropError, type RunAs } from '../platform/linux/privileges.js';
+import { auditXenHandles } from '../platform/xen/confine.js';
 import { DOMID_FIRST_RESERVED } from '../platform/xen/hypervisor.js';
 import type { DomainType } from '../platform/xen/ctrl.js';
 import { VIRTIO_MMIO_SIZE } from '../virtio/constants.js';
@@ -21,6 +23,7 @@ export const XEN_RUN_OPTIONS: Options = {
   'bar-size': { type: 'string' },
   'mmio-base': { type: 'string' },
   irq: { type: 'string' },
+  'run-as': { type: 'string' },
   vram: { type: 'string' },
 };
 
@@ -32,6 +35,8 @@ Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
   --mmio-base B           guest-physical base of the virtio-mmio window (page aligned)
   --irq I                 the device's interrupt: an ISA IRQ 1-15 except 2 on x86; required for an
                           HVM guest, refused for a PVH guest (no interrupt controller: its driver polls)
+  --run-as USER[:GROUP]   once every Xen handle is open and restricted to the guest, become USER
+                          (no capabilities, no supplementary groups, no_new_privs); needs root
   --mode                  defaults to retry where Xen has the extension, emulate otherwise
   --strategy fault|emulate-all   map on fault (default), or never map: every access is an ioreq
   --vram PATH             back blobs with a PCI memory BAR (e.g. /sys/bus/pci/devices/<bdf>/resource2,
@@ -46,6 +51,8 @@ export interface XenRunArgs {
   readonly barSize: number;
   readonly mmioBase: number;
   readonly irq: number | undefined;
+  /** The unprivileged account to serve as (QEMU's -runas), resolved at parse time. */
+  readonly runAs: RunAs | undefined;
   readonly drmNode: string | undefined;
   readonly vram: string | undefined;
   readonly mode: AnswerMode | undefined;
@@ -82,12 +89,22 @@ export function parseXenRunArgs(v: Values, shared: Pick<XenRunArgs, 'faultAround
     barSize,
     mmioBase,
     irq,
+    runAs: typeof v['run-as'] === 'string' ? runAsOption(v['run-as']) : undefined,
     drmNode: typeof v['drm-node'] === 'string' ? v['drm-node'] : undefined,
     vram: vramOption(v),
     strategy: choiceOption(cmd, 'strategy', v.strategy, 'fault', ['fault', 'emulate-all'] as const),
     mode: v.mode === undefined ? undefined : choiceOption(cmd, 'mode', v.mode, 'emulate', ['retry', 'emulate'] as const),
     ...shared,
   };
+}
+
+function runAsOption(spec: string): RunAs {
+  try {
+    return resolveRunAs(spec);
+  } catch (e) {
+    if (e instanceof PrivilegeDropError) throw new UsageError(e.message, 'run');
+    throw e;
+  }
 }
 
 function vramOption(v: Values): string | undefined {
@@ -111,15 +128,46 @@ export function interruptFor(type: DomainType, irq: number | undefined): number 
   return irq;
 }
 
-/** Serves the guest until `signal` aborts; returns the exit status. */
-export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): Promise<number> {
-  const platform = openXenPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
+/** What runXen opens and how it confines itself: the real ones, or fakes in tests. */
+export interface XenRunDeps {
+  openPlatform(o: XenPlatformOptions): XenRunPlatform;
+  dropPrivileges(target: RunAs): void;
+  auditHandles(domid: number, helperFds: ReadonlySet<number>): void;
+}
+
+export const realXenRunDeps: XenRunDeps = {
+  openPlatform: openXenPlatform,
+  dropPrivileges: (target) => { dropPrivileges(target); },
+  auditHandles: (domid, helperFds) => { auditXenHandles(domid, helperFds); },
+};
+
+/**
+ * QEMU's way: every handle is open and restricted by now (open() and start() restrict each one as
+ * it opens, the helper fd is bound to the window), so drop to the --run-as user and prove that
+ * what is left is confined to the guest. Nothing later opens a device: guest frames, DM ops, event
+ * channel notifies and helper ioctls all go through the fds held here.
+ */
+function confine(o: XenRunArgs, platform: XenRunPlatform, deps: XenRunDeps, log: Logger): void {
+  if (!o.runAs) return;
+  deps.dropPrivileges(o.runAs);
+  deps.auditHandles(o.domid, new Set([platform.helperFd]));
+  log.info({ user: o.runAs.spec, uid: o.runAs.uid, gid: o.runAs.gid, domid: o.domid }, 'privileges dropped; every Xen handle is confined to the guest');
+}
+
+/**
+ * Serves the guest until `signal` aborts; returns the exit status. Order: open (each handle
+ * restricted as it opens) → bind and start → drop privileges → serve. A failure at any step closes
+ * everything opened before it (the platform's teardown runs in `finally`).
+ */
+export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, deps: XenRunDeps = realXenRunDeps): Promise<number> {
+  const platform = deps.openPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
   try {
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
     const policy = { ...DEFAULT_POLICY, mode, strategy: o.strategy, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, interruptFor(platform.hv.domainType, o.irq));
     backend.start();
+    confine(o, platform, deps, log);
     log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode, reclaimedServer: platform.hv.reclaimedServer ?? null }, 'serving');
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();

@@ -82,6 +82,8 @@ export interface NativeAddon {
   /** Pins the calling thread. */
   pinThread(cpus: number[]): void;
   getAffinity(): number[];
+  /** prctl(PR_SET_NO_NEW_PRIVS, 1) on the calling thread (threads and children created later inherit it). */
+  setNoNewPrivs(): void;
   /** AF_UNIX SOCK_SEQPACKET pair. */
   socketpair(): [number, number];
   sendFds(sock: number, data: ArrayBufferView, fds: number[]): number;

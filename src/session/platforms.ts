@@ -211,6 +211,8 @@ export interface XenPlatformOptions {
 export interface XenRunPlatform {
   readonly hv: XenHypervisor;
   readonly ports: BackendPorts;
+  /** The kernel helper's fd (bound to the guest's window once the back-end starts). */
+  readonly helperFd: number;
   close(): Promise<void>;
 }
 
@@ -226,6 +228,7 @@ export function openXenPlatform(o: XenPlatformOptions): XenRunPlatform {
     return {
       hv,
       ports: { hv, helper, gpu: buffers.gpu },
+      helperFd: helper.fd,
       close: async () => {
         helper.close();
         buffers.close();

@@ -6,7 +6,9 @@
  *  2. the TypeScript back-end against the real module (`xvgpu run --platform linux`), the soft p2m
  *     as the guest p2m: on memfd BOs whose frames are freed and replaced on eviction, on vgem BOs
  *     through EVICT, and on memfd again with the helper loaded `test_skip_revoke=1`, where the
- *     TypeScript side must report stale accesses.
+ *     TypeScript side must report stale accesses;
+ *  3. least privilege (kernel-helper/vm/privsep-check.mjs): a helper fd bound to one window as root,
+ *     kept past the real --run-as drop to nobody, serves that window and nothing else.
  * Needs qemu-system-x86, linux-image-amd64, linux-headers-amd64, busybox-static, cpio, kmod
  * (.ci/run installs them); without them it fails, it does not skip.
  */
@@ -61,6 +63,23 @@ describe('kernel helper in a VM (Debian kernel, vgem)', () => {
     expect(s.stale_accesses).toBeNull();
     expect(s.null_reasons.stale_accesses).toMatch(/keep their frames/);
     expect(s.moved_frames).toBeNull();
+  });
+
+  it('a bound helper fd kept past a drop to nobody serves its window only: no MAP outside, no re-BIND, no reopen', () => {
+    const line = /^xvgpu-vm: privsep (\{.*\})$/m.exec(out);
+    expect(line, out).not.toBeNull();
+    expect(JSON.parse(line?.[1] ?? '{}')).toEqual({
+      uid: 65534,
+      map_outside_window: 'EINVAL',
+      map_across_window_end: 'EINVAL',
+      map_below_window: 'EINVAL',
+      rebind_domain_b: 'EPERM', // BIND needs CAP_SYS_ADMIN, checked before "already bound"
+      reopen_device: 'EACCES', // the node is 0600 root
+      reopen_device_native: 'EACCES',
+      own_read: 0x1002, // page 2 of the buffer, read through the guest mapping
+      own_write: 0xfeed, // written through the mapping of a buffer registered after the drop
+      rebind_after_serving: 'EPERM',
+    });
   });
 
   it('reports stale accesses from the TypeScript side when the helper does not revoke (test_skip_revoke=1)', () => {

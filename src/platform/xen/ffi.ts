@@ -52,6 +52,7 @@ export const XEN_LIBRARIES = {
   devicemodel: { soname: 'libxendevicemodel.so.1', pkg: 'libxendevicemodel1', header: 'xendevicemodel.h' },
   evtchn: { soname: 'libxenevtchn.so.1', pkg: 'libxenevtchn1', header: 'xenevtchn.h' },
   ctrl: { soname: 'libxenctrl.so.4.17', pkg: 'libxenctrl4.17', header: 'xenctrl.h' },
+  toolcore: { soname: 'libxentoolcore.so.1', pkg: 'libxentoolcore1', header: 'xentoolcore.h' },
 } as const;
 export type XenLibraryName = keyof typeof XEN_LIBRARIES;
 

@@ -2,7 +2,8 @@
  * The HypervisorPort on real Xen: xvgpu as an IOREQ server of one HVM/PVH guest.
  *
  * open(): check the host, ask libxenctrl about the domain (then close it: it cannot be restricted),
- * open libxendevicemodel and privcmd and restrict both to the domain, probe the retry extension.
+ * open libxendevicemodel and privcmd and restrict both to the domain, then every other handle the
+ * libraries hold (xentoolcore_restrict_all, confine.ts), probe the retry extension.
  * createIoreqServer(): create (buffered ioreqs off), map the synchronous ioreq page with
  * XENMEM_acquire_resource (type 0 = ioreq server, frame 1 = ioreq page 0; public/memory.h).
  * openEventChannels(): libxenevtchn restricted to the domain, its fd on the native waiter.
@@ -15,6 +16,7 @@ import type { EventChannels, HypervisorCaps, HypervisorPort, IoRangeKind, IoreqS
 import { IOREQ_SLOTS_PER_PAGE, IoreqPage } from '../../xen/abi/ioreq.js';
 import { ConfigError } from '../../backend.js';
 import { openXenCtrl, type DomainInfo, type XenCtrlLib } from './ctrl.js';
+import { restrictAllXenHandles } from './confine.js';
 import { openDeviceModel, type DeviceModelLib } from './devicemodel.js';
 import { XenEventChannels } from './event-channels.js';
 import { openEvtchn, type EvtchnLib } from './evtchn.js';
@@ -39,6 +41,8 @@ export interface XenLibs {
   devicemodel(): DeviceModelLib;
   privcmd(): PrivcmdLib;
   evtchn(): EvtchnLib;
+  /** xentoolcore_restrict_all: every handle the Xen libraries hold, e.g. libxendevicemodel's own xencall (confine.ts). */
+  restrictAll(domid: number): void;
   /** x86: interrupts are ISA IRQ lines; arm: SPIs (XEN_DMOP_set_irq_level). */
   readonly arch: 'x86' | 'arm';
   /** Where the records of the ioreq servers xvgpu created live (server-record.ts). */
@@ -51,6 +55,7 @@ export const realXenLibs: XenLibs = {
   devicemodel: openDeviceModel,
   privcmd: openPrivcmd,
   evtchn: openEvtchn,
+  restrictAll: restrictAllXenHandles,
   arch: process.arch === 'arm64' ? 'arm' : 'x86',
   stateDir: '/run/xvgpu',
 };
@@ -130,6 +135,8 @@ export class XenHypervisor implements HypervisorPort {
       const privcmd = libs.privcmd();
       t.push('privcmd close', () => { privcmd.close(); });
       privcmd.restrict(domid);
+      // Before the evtchn handle exists: a second restriction of an evtchn fd is refused.
+      libs.restrictAll(domid);
       const retry = probeRetry(privcmd, dm, domid);
       return new XenHypervisor(domid, info, maxGfn, retry, dm, privcmd, libs, t);
     } catch (e) {

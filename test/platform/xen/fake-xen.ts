@@ -113,6 +113,7 @@ export class FakeXen {
       devicemodel: () => this.devicemodel(),
       privcmd: () => this.privcmd(),
       evtchn: () => this.evtchn(),
+      restrictAll: (domid) => { this.step(`toolcore restrict_all ${domid}`); },
       arch: 'x86',
       stateDir: this.stateDir,
     };
