@@ -62,6 +62,7 @@ fi
 
 work=$(mktemp -d "$cache/.xen-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+trap 'exit 143' TERM INT HUP
 start=$(date +%s)
 tar -xJf "$tarball" -C "$work"
 src="$work/xen-4.17.7"

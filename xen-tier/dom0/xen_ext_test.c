@@ -1,0 +1,325 @@
+// dom0 side of the xen-ext scenario: exercises the patched hypervisor's device-model extension
+// (hypervisor/patches: XEN_DMOP_get_dm_ext_info, XEN_DMOP_lend_pages, XEN_DMOP_revoke_pages)
+// through /dev/xen/privcmd IOCTL_PRIVCMD_DM_OP, the path every device model uses.
+//
+//   xen_ext_test query DOMID
+//       One line of JSON: {"rc":..,"errno":..,"version":..,"features":..}. Exit 0 when the op
+//       answered (patched Xen), 3 when it failed with EOPNOTSUPP (stock Xen), 1 otherwise.
+//   xen_ext_test run DOMID GFN GUEST_CONSOLE_LOG ZOMBIE_DOMID
+//       DOMID is a paused PVH guest running lend_reader GFN. Allocates 4 pages for dom0
+//       (increase_reservation: a PV dom0 learns their MFNs, which are its GFNs), refuses every
+//       hostile argument with the documented errno, lends the pages, unpauses the guest, checks what
+//       it reads and writes, revokes, lends again and destroys the guest without revoking, and checks
+//       that every page reference came back: dom0's page count drops by 4 when it frees the pages
+//       (a leaked reference keeps a page allocated) and Xen's free memory grows by them.
+//       ZOMBIE_DOMID is a dying domain (destroyed while dom0 still maps one of its pages).
+//   xen_ext_test hold DOMID GFN
+//       Maps the guest's page GFN and keeps it mapped until killed (prints "held" once mapped):
+//       destroying that guest then leaves a dying domain behind.
+//       Prints one JSON line of results; exit 0 only when every check passed.
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenctrl.h>
+#include <xenforeignmemory.h>
+
+// Linux's uapi privcmd.h includes kernel-only headers; its DM_OP ABI, restated (0x00105005).
+struct privcmd_dm_op_buf {
+  void *uptr;
+  size_t size;
+};
+struct privcmd_dm_op {
+  domid_t dom;
+  uint16_t num;
+  const struct privcmd_dm_op_buf *ubufs;
+};
+#define IOCTL_PRIVCMD_DM_OP _IOC(_IOC_NONE, 'P', 5, sizeof(struct privcmd_dm_op))
+_Static_assert(IOCTL_PRIVCMD_DM_OP == 0x00105005, "IOCTL_PRIVCMD_DM_OP");
+
+// The patched public/hvm/dm_op.h (hypervisor/patches/0002), restated: stock headers lack it.
+#define XEN_DMOP_get_dm_ext_info 21
+#define XEN_DMOP_lend_pages 22
+#define XEN_DMOP_revoke_pages 23
+#define XEN_DMOP_DM_EXT_VERSION 1
+#define XEN_DMOP_DM_EXT_LEND_PAGES (1u << 0)
+#define XEN_DMOP_DM_EXT_IORESP_RETRY (1u << 1)
+#define XEN_DMOP_LEND_WRITABLE (1u << 0)
+
+struct dm_ext_info {
+  uint32_t version, features;
+};
+struct dm_lend {
+  uint64_t src_gfn, dst_gfn;
+  uint32_t nr;
+  uint16_t flags, pad;
+};
+struct dm_op {
+  uint32_t op, pad;
+  union {
+    struct dm_ext_info info;
+    struct dm_lend lend;
+    uint8_t raw[24]; /* the largest member of the real union */
+  } u;
+};
+_Static_assert(sizeof(struct dm_lend) == 24, "xen_dm_op_lend_pages is 24 bytes");
+_Static_assert(sizeof(struct dm_op) == 32, "xen_dm_op is 32 bytes");
+
+#define NPAGES 4
+#define PAGE 4096UL
+#define GUEST_RW_MARK 0xC0FFEE01u
+#define GUEST_RO_MARK 0xBAD00002u
+#define MAGIC(p) (0x4C454E00u | (p)) /* "LEN\0" + page index */
+
+static int privcmd = -1;
+static xc_interface *xch;
+static int failures;
+static char results[8192];
+static size_t results_len;
+
+static void result(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  results_len += (size_t)vsnprintf(results + results_len, sizeof(results) - results_len, fmt, ap);
+  va_end(ap);
+}
+
+static void check(bool ok, const char *name, const char *fmt, ...) {
+  char detail[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof(detail), fmt, ap);
+  va_end(ap);
+  result("%s\"%s\":{\"ok\":%s,\"detail\":\"%s\"}", results_len > 1 ? "," : "", name, ok ? "true" : "false", detail);
+  fprintf(stderr, "%s %s: %s\n", ok ? "PASS" : "FAIL", name, detail);
+  failures += !ok;
+}
+
+// One DM op on DOMID; returns 0 or the errno of the failed ioctl. op is updated in place.
+static int dm_op(uint16_t domid, struct dm_op *op) {
+  struct privcmd_dm_op_buf buf = {.uptr = op, .size = sizeof(*op)};
+  struct privcmd_dm_op arg = {.dom = domid, .num = 1, .ubufs = &buf};
+  return ioctl(privcmd, IOCTL_PRIVCMD_DM_OP, &arg) == 0 ? 0 : errno;
+}
+
+static int lend_pages(uint16_t domid, uint64_t src, uint64_t dst, uint32_t nr, uint16_t flags, uint16_t pad,
+                struct dm_lend *out) {
+  struct dm_op op = {.op = XEN_DMOP_lend_pages, .u.lend = {src, dst, nr, flags, pad}};
+  int e = dm_op(domid, &op);
+  if (out) *out = op.u.lend;
+  return e;
+}
+
+static int revoke_pages(uint16_t domid, uint64_t src, uint64_t dst, uint32_t nr) {
+  struct dm_op op = {.op = XEN_DMOP_revoke_pages, .u.lend = {src, dst, nr, 0, 0}};
+  return dm_op(domid, &op);
+}
+
+static int query(uint16_t domid, struct dm_ext_info *info) {
+  struct dm_op op = {.op = XEN_DMOP_get_dm_ext_info};
+  int e = dm_op(domid, &op);
+  *info = op.u.info;
+  return e;
+}
+
+static void expect_errno(const char *name, int got, int want) {
+  check(got == want, name, "errno %d (%s), want %d (%s)", got, strerror(got), want, strerror(want));
+}
+
+static int dom0_pages(uint64_t *tot) {
+  xc_domaininfo_t di;
+  if (xc_domain_getinfolist(xch, 0, 1, &di) != 1 || di.domain != 0) return -1;
+  *tot = di.tot_pages;
+  return 0;
+}
+
+static uint64_t free_pages(void) {
+  xc_physinfo_t pi = {0};
+  return xc_physinfo(xch, &pi) == 0 ? pi.free_pages : 0;
+}
+
+// Waits (bounded) for a line starting with PREFIX in the guest's console log; copies it to LINE.
+static int wait_console(const char *log, const char *prefix, char *line, size_t len, int seconds) {
+  for (int i = 0; i < seconds * 5; i++) {
+    FILE *f = fopen(log, "r");
+    if (f) {
+      while (fgets(line, (int)len, f))
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+          fclose(f);
+          line[strcspn(line, "\r\n")] = 0;
+          return 0;
+        }
+      fclose(f);
+    }
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  snprintf(line, len, "no '%s' within %ds", prefix, seconds);
+  return -1;
+}
+
+// Every hostile argument is refused with its documented errno; nothing is mapped by them.
+static void hostile_arguments(uint16_t domid, const xen_pfn_t *mfn, uint64_t gfn, uint16_t zombie) {
+  const uint64_t far = 1ULL << 52; /* beyond any guest physical address width */
+  expect_errno("lend_nr_zero", lend_pages(domid, mfn[0], gfn, 0, 0, 0, NULL), EINVAL);
+  expect_errno("lend_dst_wraps", lend_pages(domid, mfn[0], UINT64_MAX - 1, 4, 0, 0, NULL), EINVAL);
+  expect_errno("lend_dst_beyond_width", lend_pages(domid, mfn[0], far, 1, 0, 0, NULL), EINVAL);
+  expect_errno("lend_src_wraps", lend_pages(domid, UINT64_MAX, gfn, 2, 0, 0, NULL), EINVAL);
+  expect_errno("lend_bad_flags", lend_pages(domid, mfn[0], gfn, 1, 0x80, 0, NULL), EINVAL);
+  expect_errno("lend_bad_pad", lend_pages(domid, mfn[0], gfn, 1, 0, 1, NULL), EINVAL);
+  expect_errno("lend_not_owned_mfn0", lend_pages(domid, 0, gfn, 1, 0, 0, NULL), EPERM);
+  expect_errno("lend_mmio_frame", lend_pages(domid, 0xfee00 /* local APIC */, gfn, 1, 0, 0, NULL), EPERM);
+  expect_errno("lend_over_guest_ram", lend_pages(domid, mfn[0], 0x100, 1, XEN_DMOP_LEND_WRITABLE, 0, NULL), EEXIST);
+  expect_errno("lend_into_caller", lend_pages(0, mfn[0], gfn, 1, 0, 0, NULL), EPERM);
+  expect_errno("lend_no_such_domain", lend_pages(0x7fe0, mfn[0], gfn, 1, 0, 0, NULL), ESRCH);
+  expect_errno("lend_dying_domain", lend_pages(zombie, mfn[0], gfn, 1, 0, 0, NULL), ESRCH);
+  expect_errno("revoke_bad_src", revoke_pages(domid, 1, gfn, 1), EINVAL);
+  expect_errno("revoke_nr_zero", revoke_pages(domid, 0, gfn, 0), EINVAL);
+  expect_errno("revoke_wraps", revoke_pages(domid, 0, UINT64_MAX, 2), EINVAL);
+  /* Revoking what is not the caller's lent page (guest RAM here) is a no-op, not an error. */
+  expect_errno("revoke_guest_ram_is_noop", revoke_pages(domid, 0, 0x100, 1), 0);
+
+  /* A run failing halfway reports its progress: page 1's destination is occupied. */
+  struct dm_lend out;
+  int e = lend_pages(domid, mfn[0], gfn, 1, 0, 0, NULL);
+  int e2 = lend_pages(domid, mfn[1], gfn - 1, 2, 0, 0, &out);
+  check(e == 0 && e2 == EEXIST && out.nr == 1 && out.dst_gfn == gfn && out.src_gfn == mfn[2],
+        "lend_partial_failure_reports_progress", "first %d, run %d, left nr=%u dst=%#" PRIx64 " src=%#" PRIx64, e,
+        e2, out.nr, out.dst_gfn, out.src_gfn);
+  expect_errno("lend_over_lent_entry", lend_pages(domid, mfn[3], gfn, 1, 0, 0, NULL), EEXIST);
+  expect_errno("revoke_partial_leftovers", revoke_pages(domid, 0, gfn - 1, 2), 0);
+}
+
+// Lend, let the guest read/write, revoke; the guest sees the revocation.
+static void lend_and_revoke(uint16_t domid, const xen_pfn_t *mfn, uint64_t gfn, volatile uint32_t *own,
+                            const char *console) {
+  char line[512];
+  int e = lend_pages(domid, mfn[0], gfn, 2, XEN_DMOP_LEND_WRITABLE, 0, NULL);
+  int e_ro = lend_pages(domid, mfn[2], gfn + 2, 1, 0, 0, NULL);
+  int e_alias = lend_pages(domid, mfn[0], gfn + 3, 1, XEN_DMOP_LEND_WRITABLE, 0, NULL);
+  check(!e && !e_ro && !e_alias, "lend_rw_ro_and_alias", "rw %d ro %d alias %d", e, e_ro, e_alias);
+  check(xc_domain_unpause(xch, domid) == 0, "guest_unpaused", "domid %u", domid);
+
+  int r = wait_console(console, "XT-LEND: read", line, sizeof(line), 120);
+  char want[128];
+  snprintf(want, sizeof(want), "XT-LEND: read p0=%08x p1=%08x p2=%08x p3=%08x", MAGIC(0), MAGIC(1), MAGIC(2), MAGIC(0));
+  check(r == 0 && strcmp(line, want) == 0, "guest_reads_lent_pages", "%s", line);
+
+  r = wait_console(console, "XT-LEND: wrote", line, sizeof(line), 60);
+  check(r == 0 && own[1 * 1024 + 2] == GUEST_RW_MARK, "guest_write_reaches_rw_page", "%s; dom0 sees %08x", line,
+        own[1 * 1024 + 2]);
+  check(r == 0 && own[2 * 1024 + 2] == 0, "guest_write_to_ro_page_dropped", "dom0 sees %08x", own[2 * 1024 + 2]);
+
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  e = revoke_pages(domid, 0, gfn, NPAGES);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  result(",\"revoke_4_pages_us\":%.1f", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3);
+  expect_errno("revoke_run", e, 0);
+  r = wait_console(console, "XT-LEND: revoked", line, sizeof(line), 60);
+  check(r == 0, "guest_sees_revocation", "%s", line);
+  expect_errno("revoke_again_is_noop", revoke_pages(domid, 0, gfn, NPAGES), 0);
+}
+
+static int run(uint16_t domid, uint64_t gfn, const char *console, uint16_t zombie) {
+  xen_pfn_t mfn[NPAGES];
+  uint64_t tot0, tot_alloc, tot_freed, free_before, free_after;
+  xc_dominfo_t d0;
+  xenforeignmemory_handle *fmem = xenforeignmemory_open(NULL, 0);
+  if (!fmem) return perror("xenforeignmemory_open"), 1;
+
+  /* Room for 4 more pages in dom0, then 4 fresh pages whose MFNs a PV dom0 is told. */
+  if (xc_domain_getinfo(xch, 0, 1, &d0) != 1 || xc_domain_setmaxmem(xch, 0, d0.max_memkb + 64) != 0)
+    return perror("raise dom0 max_mem"), 1;
+  if (dom0_pages(&tot0) || xc_domain_increase_reservation_exact(xch, 0, NPAGES, 0, 0, mfn) != 0)
+    return perror("increase_reservation"), 1;
+  dom0_pages(&tot_alloc);
+  int err[NPAGES];
+  volatile uint32_t *own = xenforeignmemory_map(fmem, DOMID_SELF, PROT_READ | PROT_WRITE, NPAGES, mfn, err);
+  if (!own) return perror("map own pages"), 1;
+  for (unsigned int p = 0; p < NPAGES; p++) {
+    memset((void *)&own[p * 1024], 0, PAGE);
+    own[p * 1024] = MAGIC(p);
+  }
+  result(",\"mfns\":[%lu,%lu,%lu,%lu]", (unsigned long)mfn[0], (unsigned long)mfn[1], (unsigned long)mfn[2],
+         (unsigned long)mfn[3]);
+
+  hostile_arguments(domid, mfn, gfn, zombie);
+  lend_and_revoke(domid, mfn, gfn, own, console);
+
+  /* Lend again and destroy the guest without revoking: the teardown must drop the references. */
+  int e = lend_pages(domid, mfn[0], gfn, NPAGES, XEN_DMOP_LEND_WRITABLE, 0, NULL);
+  expect_errno("lend_before_destroy", e, 0);
+  char cmd[64];
+  snprintf(cmd, sizeof(cmd), "xl destroy %u", domid);
+  check(system(cmd) == 0, "guest_destroyed_with_pages_lent", "%s", cmd);
+  xc_dominfo_t gone;
+  bool vanished = false;
+  for (int i = 0; i < 150 && !vanished; i++) {
+    vanished = xc_domain_getinfo(xch, domid, 1, &gone) != 1 || gone.domid != domid;
+    if (!vanished) usleep(200 * 1000);
+  }
+  check(vanished, "guest_fully_gone", "domid %u %s", domid, vanished ? "left the domain list" : "still listed");
+
+  xenforeignmemory_unmap(fmem, (void *)own, NPAGES);
+  free_before = free_pages();
+  e = xc_domain_decrease_reservation_exact(xch, 0, NPAGES, 0, mfn);
+  free_after = free_pages();
+  dom0_pages(&tot_freed);
+  check(e == 0, "dom0_frees_its_pages", "decrease_reservation %d", e);
+  check(tot_alloc - tot0 == NPAGES && tot_alloc - tot_freed == NPAGES, "page_references_returned",
+        "dom0 tot_pages %" PRIu64 " -> %" PRIu64 " (allocated) -> %" PRIu64 " (freed)", tot0, tot_alloc, tot_freed);
+  check(free_after >= free_before + NPAGES, "xen_free_memory_returns", "free_pages %" PRIu64 " -> %" PRIu64, free_before,
+        free_after);
+  result(",\"free_pages_delta\":%" PRId64, (int64_t)(free_after - free_before));
+  xc_domain_setmaxmem(xch, 0, d0.max_memkb);
+  xenforeignmemory_close(fmem);
+  return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: xen_ext_test query DOMID | run DOMID GFN CONSOLE_LOG ZOMBIE_DOMID\n");
+    return 2;
+  }
+  privcmd = open("/dev/xen/privcmd", O_RDWR | O_CLOEXEC);
+  if (privcmd < 0) return perror("/dev/xen/privcmd"), 1;
+  uint16_t domid = (uint16_t)strtoul(argv[2], NULL, 0);
+  if (strcmp(argv[1], "query") == 0) {
+    struct dm_ext_info info = {0};
+    int e = query(domid, &info);
+    printf("{\"rc\":%d,\"errno\":%d,\"version\":%u,\"features\":%u}\n", e ? -1 : 0, e, info.version, info.features);
+    return e == 0 ? 0 : e == EOPNOTSUPP ? 3 : 1;
+  }
+  if (strcmp(argv[1], "hold") == 0 && argc == 4) {
+    xenforeignmemory_handle *fmem = xenforeignmemory_open(NULL, 0);
+    xen_pfn_t gfn = strtoull(argv[3], NULL, 0);
+    int err = 0;
+    void *p = fmem ? xenforeignmemory_map(fmem, domid, PROT_READ, 1, &gfn, &err) : NULL;
+    if (!p || err) return fprintf(stderr, "cannot map gfn %#lx of %u: %d\n", (unsigned long)gfn, domid, err), 1;
+    printf("held\n");
+    fflush(stdout);
+    for (;;) pause();
+  }
+  if (strcmp(argv[1], "run") != 0 || argc != 6) return fprintf(stderr, "bad arguments\n"), 2;
+  xch = xc_interface_open(NULL, NULL, 0);
+  if (!xch) return perror("xc_interface_open"), 1;
+  result("{");
+  struct dm_ext_info info;
+  int e = query(domid, &info);
+  check(e == 0 && info.version == XEN_DMOP_DM_EXT_VERSION &&
+            info.features == (XEN_DMOP_DM_EXT_LEND_PAGES | XEN_DMOP_DM_EXT_IORESP_RETRY),
+        "query", "errno %d version %u features %#x", e, info.version, info.features);
+  int rc = e ? 1 : run(domid, strtoull(argv[3], NULL, 0), argv[4], (uint16_t)strtoul(argv[5], NULL, 0));
+  printf("%s,\"failures\":%d}\n", results, failures);
+  return rc;
+}
