@@ -1,6 +1,7 @@
 #!/bin/bash
 # xen-ext-stock: on a hypervisor without the extension (Debian's), the discovery op fails with
-# EOPNOTSUPP and changes nothing, so a device model can probe for it safely.
+# EOPNOTSUPP and changes nothing, so a device model can probe for it safely; the kernel helper's
+# xen-dmop back-end refuses to bind (EOPNOTSUPP).
 set -uo pipefail
 . /xt/lib.sh
 out=$1
@@ -10,7 +11,14 @@ dom=$(xt_domid xe-stock)
 xt_bounded 30 /xt/bin/xen_ext_test query "$dom" > "$out/query.json"
 rc=$?
 cat "$out/query.json"
+# The kernel helper's xen-dmop back-end refuses to bind.
+insmod /xt/xvgpu_helper.ko || exit 1
+xt_bounded 30 /xt/bin/xen_dmop_helper_test bind "$dom" > "$out/bind.json"
+brc=$?
+cat "$out/bind.json"
+rmmod xvgpu_helper
 xt_bounded 60 xl destroy "$dom"
-# Exit 3 = the op failed with EOPNOTSUPP (95), nothing else is accepted.
+# Exit 3 = EOPNOTSUPP (95), nothing else is accepted.
 [ $rc -eq 3 ] && grep -q '"errno":95' "$out/query.json" || { echo "query exit $rc, want 3 (EOPNOTSUPP)"; exit 1; }
-cp "$out/query.json" "$out/result.json"
+[ $brc -eq 3 ] && grep -q '"errno":95' "$out/bind.json" || { echo "helper bind exit $brc, want 3 (EOPNOTSUPP)"; exit 1; }
+printf '{"query":%s,"helper_bind":%s}\n' "$(cat "$out/query.json")" "$(cat "$out/bind.json")" > "$out/result.json"

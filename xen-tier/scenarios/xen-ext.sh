@@ -5,7 +5,9 @@
 # pages to T (rw, ro, the same page twice), checks what T reads and writes, revokes and sees T lose
 # them, lends again and destroys T without revoking, and checks that every page reference came back
 # (dom0's page count and Xen's free memory). A second guest Z is destroyed while dom0 maps one of its
-# pages, so that it stays a dying domain for the test's "dying target" case.
+# pages, so that it stays a dying domain for the test's "dying target" case. Then the kernel helper's
+# xen-dmop back-end lends a registered buffer to a third guest and revokes it from its invalidate
+# callback when the buffer's pages are dropped (xen_dmop_helper_test).
 set -uo pipefail
 . /xt/lib.sh
 out=$1
@@ -33,15 +35,30 @@ cat "$out/run.log"
 cp "$XT_CONSOLE_DIR/guest-xe-target.log" "$out/guest.log" 2>/dev/null
 xl dmesg > "$out/xl-dmesg.txt"
 
+# The kernel helper's xen-dmop back-end: MAP lends, the invalidate callback revokes.
+insmod /xt/xvgpu_helper.ko || exit 1
+xt_pvh_cfg xe-helper lend_reader "$GFN" > /tmp/xe-helper.cfg
+xt_bounded 60 xl create -p /tmp/xe-helper.cfg || exit 1
+hdom=$(xt_domid xe-helper)
+xt_bounded 300 /xt/bin/xen_dmop_helper_test run "$hdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-helper.log" \
+  > "$out/helper.json" 2> "$out/helper.log"
+hrc=$?
+cat "$out/helper.log"
+cp "$XT_CONSOLE_DIR/guest-xe-helper.log" "$out/helper-guest.log" 2>/dev/null
+xt_wait_gone xe-helper 60 || xt_bounded 30 xl destroy "$hdom"
+rmmod xvgpu_helper
+
 kill "$hold"; wait "$hold" 2>/dev/null
 # The dying domain goes away once dom0 drops its mapping.
 gone=0
 for _ in $(seq 150); do xl list | awk 'NR > 1 { print $2 }' | grep -qx "$zombie" || { gone=1; break; }; sleep 0.2; done
-[ $qrc -eq 0 ] && [ $rc -eq 0 ] && [ $gone -eq 1 ] || { echo "query rc=$qrc run rc=$rc zombie gone=$gone"; exit 1; }
+[ $qrc -eq 0 ] && [ $rc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
+  || { echo "query rc=$qrc run rc=$rc helper rc=$hrc zombie gone=$gone"; exit 1; }
 node -e '
 const fs = require("fs");
 const out = process.argv[1];
 const run = JSON.parse(fs.readFileSync(`${out}/run.json`, "utf8"));
 const query = JSON.parse(fs.readFileSync(`${out}/query.json`, "utf8"));
-fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, run, dying_domain_released: true }));
+const helper = JSON.parse(fs.readFileSync(`${out}/helper.json`, "utf8"));
+fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, run, helper, dying_domain_released: true }));
 ' "$out"
