@@ -13,6 +13,10 @@
 //       that every page reference came back: dom0's page count drops by 4 when it frees the pages
 //       (a leaked reference keeps a page allocated) and Xen's free memory grows by them.
 //       ZOMBIE_DOMID is a dying domain (destroyed while dom0 still maps one of its pages).
+//   xen_ext_test retry-flag DOMID
+//       Creates an ioreq server with XEN_DMOP_IOREQ_SERVER_RETRY and one with an unknown flag (each
+//       destroyed again): {"retry_flag_errno":..,"unknown_flag_errno":..}. Exit 0 for (0, EINVAL)
+//       (patched Xen), 3 for (EINVAL, EINVAL) (stock Xen: the byte was padding), 1 otherwise.
 //   xen_ext_test hold DOMID GFN
 //       Maps the guest's page GFN and keeps it mapped until killed (prints "held" once mapped):
 //       destroying that guest then leaves a dying domain behind.
@@ -54,6 +58,9 @@ _Static_assert(IOCTL_PRIVCMD_DM_OP == 0x00105005, "IOCTL_PRIVCMD_DM_OP");
 #define XEN_DMOP_DM_EXT_LEND_PAGES (1u << 0)
 #define XEN_DMOP_DM_EXT_IORESP_RETRY (1u << 1)
 #define XEN_DMOP_LEND_WRITABLE (1u << 0)
+#define XEN_DMOP_create_ioreq_server 1
+#define XEN_DMOP_destroy_ioreq_server 6
+#define XEN_DMOP_IOREQ_SERVER_RETRY (1u << 0) /* patch 0003 */
 
 struct dm_ext_info {
   uint32_t version, features;
@@ -63,11 +70,17 @@ struct dm_lend {
   uint32_t nr;
   uint16_t flags, pad;
 };
+struct create_server {
+  uint8_t handle_bufioreq, flags, pad[2];
+  uint16_t id;
+};
 struct dm_op {
   uint32_t op, pad;
   union {
     struct dm_ext_info info;
     struct dm_lend lend;
+    struct create_server create;
+    uint16_t destroy_id;
     uint8_t raw[24]; /* the largest member of the real union */
   } u;
 };
@@ -128,6 +141,17 @@ static int query(uint16_t domid, struct dm_ext_info *info) {
   struct dm_op op = {.op = XEN_DMOP_get_dm_ext_info};
   int e = dm_op(domid, &op);
   *info = op.u.info;
+  return e;
+}
+
+/* Creates (and destroys again) an ioreq server with FLAGS; returns the errno of the creation. */
+static int try_server_flags(uint16_t domid, uint8_t flags) {
+  struct dm_op op = {.op = XEN_DMOP_create_ioreq_server, .u.create = {.flags = flags}};
+  int e = dm_op(domid, &op);
+  if (!e) {
+    struct dm_op del = {.op = XEN_DMOP_destroy_ioreq_server, .u.destroy_id = op.u.create.id};
+    dm_op(domid, &del);
+  }
   return e;
 }
 
@@ -299,6 +323,11 @@ int main(int argc, char **argv) {
     int e = query(domid, &info);
     printf("{\"rc\":%d,\"errno\":%d,\"version\":%u,\"features\":%u}\n", e ? -1 : 0, e, info.version, info.features);
     return e == 0 ? 0 : e == EOPNOTSUPP ? 3 : 1;
+  }
+  if (strcmp(argv[1], "retry-flag") == 0) {
+    int retry = try_server_flags(domid, XEN_DMOP_IOREQ_SERVER_RETRY), unknown = try_server_flags(domid, 0x2);
+    printf("{\"retry_flag_errno\":%d,\"unknown_flag_errno\":%d}\n", retry, unknown);
+    return unknown != EINVAL ? 1 : retry == 0 ? 0 : retry == EINVAL ? 3 : 1;
   }
   if (strcmp(argv[1], "hold") == 0 && argc == 4) {
     xenforeignmemory_handle *fmem = xenforeignmemory_open(NULL, 0);

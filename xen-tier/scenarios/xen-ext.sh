@@ -27,6 +27,8 @@ xt_bounded 60 xl create -p /tmp/xe-target.cfg || exit 1
 target=$(xt_domid xe-target)
 xt_bounded 30 /xt/bin/xen_ext_test query "$target" > "$out/query.json"
 qrc=$?
+xt_bounded 30 /xt/bin/xen_ext_test retry-flag "$target" > "$out/retry-flag.json"
+frc=$?
 xl dmesg -c > /dev/null
 xt_bounded 400 /xt/bin/xen_ext_test run "$target" "$GFN" "$XT_CONSOLE_DIR/guest-xe-target.log" "$zombie" \
   > "$out/run.json" 2> "$out/run.log"
@@ -52,13 +54,14 @@ kill "$hold"; wait "$hold" 2>/dev/null
 # The dying domain goes away once dom0 drops its mapping.
 gone=0
 for _ in $(seq 150); do xl list | awk 'NR > 1 { print $2 }' | grep -qx "$zombie" || { gone=1; break; }; sleep 0.2; done
-[ $qrc -eq 0 ] && [ $rc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
-  || { echo "query rc=$qrc run rc=$rc helper rc=$hrc zombie gone=$gone"; exit 1; }
+[ $qrc -eq 0 ] && [ $frc -eq 0 ] && [ $rc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
+  || { echo "query rc=$qrc retry-flag rc=$frc run rc=$rc helper rc=$hrc zombie gone=$gone"; exit 1; }
 node -e '
 const fs = require("fs");
 const out = process.argv[1];
 const run = JSON.parse(fs.readFileSync(`${out}/run.json`, "utf8"));
 const query = JSON.parse(fs.readFileSync(`${out}/query.json`, "utf8"));
 const helper = JSON.parse(fs.readFileSync(`${out}/helper.json`, "utf8"));
-fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, run, helper, dying_domain_released: true }));
+const retryFlag = JSON.parse(fs.readFileSync(`${out}/retry-flag.json`, "utf8"));
+fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, retry_flag: retryFlag, run, helper, dying_domain_released: true }));
 ' "$out"
