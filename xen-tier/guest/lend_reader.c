@@ -1,7 +1,8 @@
 // Guest side of the xen-ext scenario: reads the pages dom0 lent at GFN argv[1] (4 pages: rw, rw,
 // ro, and page 0 again at +3), writes to a rw and to the ro page, then waits until the lent pages
 // are revoked (the GFN is a hole again: reads return all ones). Progress lines go to the console
-// as "XT-LEND: ...", which the dom0 test program follows in xenconsoled's log.
+// as "XT-LEND: ...", which the dom0 test program follows in xenconsoled's log. It never exits: the
+// test destroys the guest (with pages lent, to check Xen's teardown).
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,5 +66,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   report_words("revoked", base);
-  return 0;
+  /* Stay alive: dom0 lends again and destroys this guest with the pages still lent. */
+  for (;;) pause();
 }
