@@ -17,6 +17,11 @@
 //       Creates an ioreq server with XEN_DMOP_IOREQ_SERVER_RETRY and one with an unknown flag (each
 //       destroyed again): {"retry_flag_errno":..,"unknown_flag_errno":..}. Exit 0 for (0, EINVAL)
 //       (patched Xen), 3 for (EINVAL, EINVAL) (stock Xen: the byte was padding), 1 otherwise.
+//   xen_ext_test retry DOMID GFN GUEST_CONSOLE_LOG
+//       Serves DOMID (a paused PVH guest running lend_reader GFN) with an ioreq server created with
+//       XEN_DMOP_IOREQ_SERVER_RETRY: each page's first touch lends the page and answers
+//       STATE_IORESP_RETRY, so the vCPU re-executes the access against the mapping; after the
+//       guest wrote, the pages are revoked and its reads are answered with all ones. One JSON line.
 //   xen_ext_test hold DOMID GFN
 //       Maps the guest's page GFN and keeps it mapped until killed (prints "held" once mapped):
 //       destroying that guest then leaves a dying domain behind.
@@ -34,7 +39,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-#include <xenctrl.h>
+#include <poll.h>
+#include <xenctrl.h> /* first: it defines __XEN_TOOLS__ for the public headers the others pull in */
+#include <xendevicemodel.h>
+#include <xenevtchn.h>
 #include <xenforeignmemory.h>
 
 // Linux's uapi privcmd.h includes kernel-only headers; its DM_OP ABI, restated (0x00105005).
@@ -254,28 +262,37 @@ static void lend_and_revoke(uint16_t domid, const xen_pfn_t *mfn, uint64_t gfn, 
   expect_errno("revoke_again_is_noop", revoke_pages(domid, 0, gfn, NPAGES), 0);
 }
 
-static int run(uint16_t domid, uint64_t gfn, const char *console, uint16_t zombie) {
-  xen_pfn_t mfn[NPAGES];
-  uint64_t tot0, tot_alloc, tot_freed, free_before, free_after;
+/*
+ * NPAGES fresh pages for dom0 (room made by raising its max_mem), whose MFNs a PV dom0 is told and
+ * which are its GFNs, mapped here and filled with MAGIC(page). *max_kb is the max_mem to restore.
+ */
+static volatile uint32_t *alloc_own_pages(xenforeignmemory_handle *fmem, xen_pfn_t *mfn, uint64_t *max_kb) {
   xc_dominfo_t d0;
-  xenforeignmemory_handle *fmem = xenforeignmemory_open(NULL, 0);
-  if (!fmem) return perror("xenforeignmemory_open"), 1;
-
-  /* Room for 4 more pages in dom0, then 4 fresh pages whose MFNs a PV dom0 is told. */
-  if (xc_domain_getinfo(xch, 0, 1, &d0) != 1 || xc_domain_setmaxmem(xch, 0, d0.max_memkb + 64) != 0)
-    return perror("raise dom0 max_mem"), 1;
-  if (dom0_pages(&tot0) || xc_domain_increase_reservation_exact(xch, 0, NPAGES, 0, 0, mfn) != 0)
-    return perror("increase_reservation"), 1;
-  dom0_pages(&tot_alloc);
   int err[NPAGES];
+
+  if (xc_domain_getinfo(xch, 0, 1, &d0) != 1 || xc_domain_setmaxmem(xch, 0, d0.max_memkb + 64) != 0)
+    return perror("raise dom0 max_mem"), NULL;
+  *max_kb = d0.max_memkb;
+  if (xc_domain_increase_reservation_exact(xch, 0, NPAGES, 0, 0, mfn) != 0) return perror("increase_reservation"), NULL;
   volatile uint32_t *own = xenforeignmemory_map(fmem, DOMID_SELF, PROT_READ | PROT_WRITE, NPAGES, mfn, err);
-  if (!own) return perror("map own pages"), 1;
+  if (!own) return perror("map own pages"), NULL;
   for (unsigned int p = 0; p < NPAGES; p++) {
     memset((void *)&own[p * 1024], 0, PAGE);
     own[p * 1024] = MAGIC(p);
   }
   result(",\"mfns\":[%lu,%lu,%lu,%lu]", (unsigned long)mfn[0], (unsigned long)mfn[1], (unsigned long)mfn[2],
          (unsigned long)mfn[3]);
+  return own;
+}
+
+static int run(uint16_t domid, uint64_t gfn, const char *console, uint16_t zombie) {
+  xen_pfn_t mfn[NPAGES];
+  uint64_t tot0, tot_alloc, tot_freed, free_before, free_after, max_kb;
+  xenforeignmemory_handle *fmem = xenforeignmemory_open(NULL, 0);
+  if (!fmem || dom0_pages(&tot0)) return perror("xenforeignmemory_open / dom0 pages"), 1;
+  volatile uint32_t *own = alloc_own_pages(fmem, mfn, &max_kb);
+  if (!own) return 1;
+  dom0_pages(&tot_alloc);
 
   hostile_arguments(domid, mfn, gfn, zombie);
   lend_and_revoke(domid, mfn, gfn, own, console);
@@ -305,8 +322,151 @@ static int run(uint16_t domid, uint64_t gfn, const char *console, uint16_t zombi
   check(free_after >= free_before + NPAGES, "xen_free_memory_returns", "free_pages %" PRIu64 " -> %" PRIu64, free_before,
         free_after);
   result(",\"free_pages_delta\":%" PRId64, (int64_t)(free_after - free_before));
-  xc_domain_setmaxmem(xch, 0, d0.max_memkb);
+  xc_domain_setmaxmem(xch, 0, max_kb);
   xenforeignmemory_close(fmem);
+  return failures ? 1 : 0;
+}
+
+/* struct ioreq of the patched public/hvm/ioreq.h (patch 0003: 'retry' was _pad1). */
+struct ioreq_slot {
+  uint64_t addr, data;
+  uint32_t count, size, vp_eport;
+  uint16_t pad0;
+  uint8_t state : 4, data_is_ptr : 1, dir : 1, df : 1, retry : 1;
+  uint8_t type;
+};
+_Static_assert(sizeof(struct ioreq_slot) == 32, "struct ioreq is 32 bytes");
+#define STATE_IOREQ_READY 1
+#define STATE_IOREQ_INPROCESS 2
+#define STATE_IORESP_READY 3
+#define STATE_IORESP_RETRY 4
+#define IOREQ_TYPE_COPY 1
+
+struct retry_server {
+  uint16_t domid;
+  uint64_t gfn;
+  const xen_pfn_t *mfn;
+  bool revoked;          /* after the revocation: reads of the window answer all ones */
+  bool lent[NPAGES];
+  unsigned int ioreqs, offered, retried, completed;
+};
+
+/*
+ * One request of the window: before the revocation, the first touch of a page lends it (page 2
+ * read-only, page 3 = page 0 again) and answers RETRY when Xen offered it; anything else (a write
+ * to the read-only page) completes with nothing done. After it, reads complete with all ones.
+ */
+static unsigned int serve(struct retry_server *sv, struct ioreq_slot *req) {
+  uint64_t page = (req->addr >> 12) - sv->gfn;
+
+  sv->ioreqs++;
+  sv->offered += req->retry;
+  req->data = ~0ULL;
+  if (req->type != IOREQ_TYPE_COPY || page >= NPAGES || sv->revoked || sv->lent[page]) {
+    sv->completed++;
+    return STATE_IORESP_READY;
+  }
+  int e = lend_pages(sv->domid, sv->mfn[page == 3 ? 0 : page], sv->gfn + page, 1,
+                     page == 2 ? 0 : XEN_DMOP_LEND_WRITABLE, 0, NULL);
+  sv->lent[page] = e == 0;
+  if (e == 0 && req->retry) {
+    sv->retried++;
+    return STATE_IORESP_RETRY;
+  }
+  sv->completed++;
+  return STATE_IORESP_READY;
+}
+
+/* Answers pending requests of vCPU 0 (this test's guests have one vCPU). */
+static void serve_slot(struct retry_server *sv, volatile struct ioreq_slot *slot, xenevtchn_handle *xce,
+                       evtchn_port_t port) {
+  if (slot->state != STATE_IOREQ_READY) return;
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  struct ioreq_slot req = *slot;
+  slot->state = STATE_IOREQ_INPROCESS;
+  unsigned int state = serve(sv, &req);
+  slot->data = req.data;
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  slot->state = state;
+  xenevtchn_notify(xce, port);
+}
+
+/*
+ * An ioreq server created with XEN_DMOP_IOREQ_SERVER_RETRY serves the window of a paused guest
+ * running lend_reader: first touches map the page and are retried (the vCPU re-executes against
+ * the mapping), then the pages are revoked and the guest reads all ones through the server.
+ */
+static int retry(uint16_t domid, uint64_t gfn, const char *console) {
+  xen_pfn_t mfn[NPAGES];
+  uint64_t max_kb;
+  char line[512], want[160];
+  xenforeignmemory_handle *fmem = xenforeignmemory_open(NULL, 0);
+  xendevicemodel_handle *dmod = xendevicemodel_open(NULL, 0);
+  xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
+  if (!fmem || !dmod || !xce) return perror("open Xen libraries"), 1;
+  volatile uint32_t *own = alloc_own_pages(fmem, mfn, &max_kb);
+  if (!own) return 1;
+
+  struct dm_op op = {.op = XEN_DMOP_create_ioreq_server, .u.create = {.flags = XEN_DMOP_IOREQ_SERVER_RETRY}};
+  int e = dm_op(domid, &op);
+  ioservid_t id = op.u.create.id;
+  void *addr = NULL;
+  xenforeignmemory_resource_handle *res =
+      e ? NULL
+        : xenforeignmemory_map_resource(fmem, domid, XENMEM_resource_ioreq_server, id,
+                                        XENMEM_resource_ioreq_server_frame_ioreq(0), 1, &addr,
+                                        PROT_READ | PROT_WRITE, 0);
+  int r1 = res ? xendevicemodel_map_io_range_to_ioreq_server(dmod, domid, id, 1, gfn << 12, ((gfn + NPAGES) << 12) - 1) : -1;
+  int r2 = r1 ? -1 : xendevicemodel_set_ioreq_server_state(dmod, domid, id, 1);
+  volatile struct ioreq_slot *slot = addr;
+  int port = r2 ? -1 : xenevtchn_bind_interdomain(xce, domid, slot[0].vp_eport);
+  check(!e && res && !r1 && !r2 && port >= 0, "retry_server_up", "create %d resource %s range %d enable %d port %d", e,
+        res ? "ok" : "failed", r1, r2, port);
+  if (port < 0) return 1;
+
+  struct retry_server sv = {.domid = domid, .gfn = gfn, .mfn = mfn};
+  struct pollfd pfd = {.fd = xenevtchn_fd(xce), .events = POLLIN};
+  bool read_ok = false, wrote = false, revoked_seen = false;
+  check(xc_domain_unpause(xch, domid) == 0, "retry_guest_unpaused", "domid %u", domid);
+  snprintf(want, sizeof(want), "XT-LEND: read p0=%08x p1=%08x p2=%08x p3=%08x", MAGIC(0), MAGIC(1), MAGIC(2), MAGIC(0));
+  for (int i = 0; i < 240 * 10 && !revoked_seen; i++) {
+    if (poll(&pfd, 1, 100) > 0) {
+      xenevtchn_port_or_error_t p = xenevtchn_pending(xce);
+      if (p >= 0) xenevtchn_unmask(xce, p);
+    }
+    serve_slot(&sv, (volatile struct ioreq_slot *)&slot[0], xce, port);
+    if (!read_ok && wait_console(console, "XT-LEND: read", line, sizeof(line), 0) == 0) {
+      read_ok = true;
+      check(strcmp(line, want) == 0, "retry_guest_reads_lent_pages", "%s", line);
+    }
+    if (read_ok && !wrote && wait_console(console, "XT-LEND: wrote", line, sizeof(line), 0) == 0) {
+      wrote = true;
+      check(own[1024 + 2] == GUEST_RW_MARK && own[2 * 1024 + 2] == 0, "retry_guest_writes_rw_not_ro",
+            "%s; dom0 sees p1=%08x p2=%08x", line, own[1024 + 2], own[2 * 1024 + 2]);
+      sv.revoked = true;
+      expect_errno("retry_revoke", revoke_pages(domid, 0, gfn, NPAGES), 0);
+    }
+    if (wrote && wait_console(console, "XT-LEND: revoked", line, sizeof(line), 0) == 0) revoked_seen = true;
+  }
+  check(read_ok && wrote && revoked_seen, "retry_guest_completed", "read %d wrote %d revoked %d", read_ok, wrote,
+        revoked_seen);
+  /* One retried first touch per page; the write to the read-only page and the reads after the
+   * revocation are completed. */
+  check(sv.retried == NPAGES, "retry_first_touches_retried", "ioreqs %u offered %u retried %u completed %u", sv.ioreqs,
+        sv.offered, sv.retried, sv.completed);
+  result(",\"retry_server\":{\"ioreqs\":%u,\"offered\":%u,\"retried\":%u,\"completed\":%u}", sv.ioreqs,
+         sv.offered, sv.retried, sv.completed);
+  xc_dominfo_t info;
+  bool alive = xc_domain_getinfo(xch, domid, 1, &info) == 1 && info.domid == domid && !info.crashed && !info.shutdown;
+  check(alive, "retry_guest_not_crashed", "domid %u", domid);
+  xendevicemodel_destroy_ioreq_server(dmod, domid, id);
+  xenforeignmemory_unmap_resource(fmem, res);
+  char cmd[64];
+  snprintf(cmd, sizeof(cmd), "xl destroy %u", domid);
+  check(system(cmd) == 0, "retry_guest_destroyed", "%s", cmd);
+  xenforeignmemory_unmap(fmem, (void *)own, NPAGES);
+  check(xc_domain_decrease_reservation_exact(xch, 0, NPAGES, 0, mfn) == 0, "retry_pages_freed", "");
+  xc_domain_setmaxmem(xch, 0, max_kb);
   return failures ? 1 : 0;
 }
 
@@ -338,6 +498,14 @@ int main(int argc, char **argv) {
     printf("held\n");
     fflush(stdout);
     for (;;) pause();
+  }
+  if (strcmp(argv[1], "retry") == 0 && argc == 5) {
+    xch = xc_interface_open(NULL, NULL, 0);
+    if (!xch) return perror("xc_interface_open"), 1;
+    result("{\"mode\":\"retry\"");
+    int rc = retry(domid, strtoull(argv[3], NULL, 0), argv[4]);
+    printf("%s,\"failures\":%d}\n", results, failures);
+    return rc;
   }
   if (strcmp(argv[1], "run") != 0 || argc != 6) return fprintf(stderr, "bad arguments\n"), 2;
   xch = xc_interface_open(NULL, NULL, 0);

@@ -33,7 +33,7 @@ chmod +x "$root/init"
 mkdir -p "$root/xt/bin"
 for src in "$XT_DIR"/dom0/*.c; do
   [ -e "$src" ] || continue
-  gcc -O2 -Wall -Wextra -Werror -o "$root/xt/bin/$(basename "$src" .c)" "$src" -lxenctrl -lxenforeignmemory
+  gcc -O2 -Wall -Wextra -Werror -o "$root/xt/bin/$(basename "$src" .c)" "$src" -lxenctrl -lxenforeignmemory -lxenevtchn -lxendevicemodel
 done
 mkdir -p "$root/xt/guest"
 cp "/boot/vmlinuz-$krel" "$root/xt/guest/vmlinuz"

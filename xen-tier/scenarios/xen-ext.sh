@@ -5,7 +5,9 @@
 # pages to T (rw, ro, the same page twice), checks what T reads and writes, revokes and sees T lose
 # them, lends again and destroys T without revoking, and checks that every page reference came back
 # (dom0's page count and Xen's free memory). A second guest Z is destroyed while dom0 maps one of its
-# pages, so that it stays a dying domain for the test's "dying target" case. Then the kernel helper's
+# pages, so that it stays a dying domain for the test's "dying target" case. An ioreq server created
+# with XEN_DMOP_IOREQ_SERVER_RETRY serves a third guest: first touches lend the page and answer
+# STATE_IORESP_RETRY, so the vCPU re-executes against the mapping. Then the kernel helper's
 # xen-dmop back-end lends a registered buffer to a third guest and revokes it from its invalidate
 # callback when the buffer's pages are dropped (xen_dmop_helper_test).
 set -uo pipefail
@@ -37,6 +39,17 @@ cat "$out/run.log"
 cp "$XT_CONSOLE_DIR/guest-xe-target.log" "$out/guest.log" 2>/dev/null
 xl dmesg > "$out/xl-dmesg.txt"
 
+# IORESP_RETRY: an ioreq server created with the RETRY flag lends on first touch and retries.
+xt_pvh_cfg xe-retry lend_reader "$GFN" > /tmp/xe-retry.cfg
+xt_bounded 60 xl create -p /tmp/xe-retry.cfg || exit 1
+rdom=$(xt_domid xe-retry)
+xt_bounded 300 /xt/bin/xen_ext_test retry "$rdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-retry.log" \
+  > "$out/retry.json" 2> "$out/retry.log"
+rrc=$?
+cat "$out/retry.log"
+cp "$XT_CONSOLE_DIR/guest-xe-retry.log" "$out/retry-guest.log" 2>/dev/null
+xl list | grep -q xe-retry && xt_bounded 30 xl destroy "$rdom"
+
 # The kernel helper's xen-dmop back-end: MAP lends, the invalidate callback revokes.
 insmod /xt/xvgpu_helper.ko || exit 1
 xt_pvh_cfg xe-helper lend_reader "$GFN" > /tmp/xe-helper.cfg
@@ -54,8 +67,8 @@ kill "$hold"; wait "$hold" 2>/dev/null
 # The dying domain goes away once dom0 drops its mapping.
 gone=0
 for _ in $(seq 150); do xl list | awk 'NR > 1 { print $2 }' | grep -qx "$zombie" || { gone=1; break; }; sleep 0.2; done
-[ $qrc -eq 0 ] && [ $frc -eq 0 ] && [ $rc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
-  || { echo "query rc=$qrc retry-flag rc=$frc run rc=$rc helper rc=$hrc zombie gone=$gone"; exit 1; }
+[ $qrc -eq 0 ] && [ $frc -eq 0 ] && [ $rc -eq 0 ] && [ $rrc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
+  || { echo "query rc=$qrc retry-flag rc=$frc run rc=$rc retry rc=$rrc helper rc=$hrc zombie gone=$gone"; exit 1; }
 node -e '
 const fs = require("fs");
 const out = process.argv[1];
@@ -63,5 +76,6 @@ const run = JSON.parse(fs.readFileSync(`${out}/run.json`, "utf8"));
 const query = JSON.parse(fs.readFileSync(`${out}/query.json`, "utf8"));
 const helper = JSON.parse(fs.readFileSync(`${out}/helper.json`, "utf8"));
 const retryFlag = JSON.parse(fs.readFileSync(`${out}/retry-flag.json`, "utf8"));
-fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, retry_flag: retryFlag, run, helper, dying_domain_released: true }));
+const retry = JSON.parse(fs.readFileSync(`${out}/retry.json`, "utf8"));
+fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, retry_flag: retryFlag, run, retry, helper, dying_domain_released: true }));
 ' "$out"
