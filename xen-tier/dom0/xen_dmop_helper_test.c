@@ -52,7 +52,7 @@ static int map_pages(int fd, uint32_t range, uint64_t gfn, uint64_t page, uint32
 
 // Waits (bounded) for a console line starting with PREFIX; copies it to LINE.
 static int wait_console(const char *log, const char *prefix, char *line, size_t len, int seconds) {
-  for (int i = 0; i < seconds * 5; i++) {
+  for (int i = 0; i <= seconds * 5; i++) { /* at least one look, also for 0 s */
     FILE *f = fopen(log, "r");
     if (f) {
       while (fgets(line, (int)len, f))
@@ -64,7 +64,7 @@ static int wait_console(const char *log, const char *prefix, char *line, size_t 
       fclose(f);
     }
     struct timespec ts = {0, 200 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    if (i < seconds * 5) nanosleep(&ts, NULL);
   }
   snprintf(line, len, "no '%s' within %ds", prefix, seconds);
   return -1;

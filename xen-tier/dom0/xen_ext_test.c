@@ -181,7 +181,7 @@ static uint64_t free_pages(void) {
 
 // Waits (bounded) for a line starting with PREFIX in the guest's console log; copies it to LINE.
 static int wait_console(const char *log, const char *prefix, char *line, size_t len, int seconds) {
-  for (int i = 0; i < seconds * 5; i++) {
+  for (int i = 0; i <= seconds * 5; i++) { /* at least one look, also for 0 s */
     FILE *f = fopen(log, "r");
     if (f) {
       while (fgets(line, (int)len, f))
@@ -193,7 +193,7 @@ static int wait_console(const char *log, const char *prefix, char *line, size_t 
       fclose(f);
     }
     struct timespec ts = {0, 200 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    if (i < seconds * 5) nanosleep(&ts, NULL);
   }
   snprintf(line, len, "no '%s' within %ds", prefix, seconds);
   return -1;
@@ -429,7 +429,7 @@ static int retry(uint16_t domid, uint64_t gfn, const char *console) {
   bool read_ok = false, wrote = false, revoked_seen = false;
   check(xc_domain_unpause(xch, domid) == 0, "retry_guest_unpaused", "domid %u", domid);
   snprintf(want, sizeof(want), "XT-LEND: read p0=%08x p1=%08x p2=%08x p3=%08x", MAGIC(0), MAGIC(1), MAGIC(2), MAGIC(0));
-  for (int i = 0; i < 240 * 10 && !revoked_seen; i++) {
+  for (int i = 0; i < 400 * 10 && !revoked_seen; i++) { /* 400 s: the guest boots under TCG first */
     if (poll(&pfd, 1, 100) > 0) {
       xenevtchn_port_or_error_t p = xenevtchn_pending(xce);
       if (p >= 0) xenevtchn_unmask(xce, p);

@@ -43,7 +43,7 @@ xl dmesg > "$out/xl-dmesg.txt"
 xt_pvh_cfg xe-retry lend_reader "$GFN" > /tmp/xe-retry.cfg
 xt_bounded 60 xl create -p /tmp/xe-retry.cfg || exit 1
 rdom=$(xt_domid xe-retry)
-xt_bounded 300 /xt/bin/xen_ext_test retry "$rdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-retry.log" \
+xt_bounded 500 /xt/bin/xen_ext_test retry "$rdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-retry.log" \
   > "$out/retry.json" 2> "$out/retry.log"
 rrc=$?
 cat "$out/retry.log"
