@@ -91,7 +91,7 @@ static int run(int fd, uint32_t domid, uint64_t gfn, const char *console) {
 
   xc_interface *xch = xc_interface_open(NULL, NULL, 0);
   check(xch && xc_domain_unpause(xch, domid) == 0, "guest_unpaused", "");
-  int r = wait_console(console, "XT-LEND: read", line, sizeof(line), 120);
+  int r = wait_console(console, "XT-LEND: read", line, sizeof(line), 300);
   snprintf(want, sizeof(want), "XT-LEND: read p0=%08x p1=%08x p2=%08x p3=%08x", MAGIC(0), MAGIC(1), MAGIC(2), MAGIC(0));
   check(r == 0 && strcmp(line, want) == 0, "guest_reads_buffer", line);
   r = wait_console(console, "XT-LEND: wrote", line, sizeof(line), 60);

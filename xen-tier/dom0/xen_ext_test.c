@@ -241,7 +241,7 @@ static void lend_and_revoke(uint16_t domid, const xen_pfn_t *mfn, uint64_t gfn, 
   check(!e && !e_ro && !e_alias, "lend_rw_ro_and_alias", "rw %d ro %d alias %d", e, e_ro, e_alias);
   check(xc_domain_unpause(xch, domid) == 0, "guest_unpaused", "domid %u", domid);
 
-  int r = wait_console(console, "XT-LEND: read", line, sizeof(line), 120);
+  int r = wait_console(console, "XT-LEND: read", line, sizeof(line), 300);
   char want[128];
   snprintf(want, sizeof(want), "XT-LEND: read p0=%08x p1=%08x p2=%08x p3=%08x", MAGIC(0), MAGIC(1), MAGIC(2), MAGIC(0));
   check(r == 0 && strcmp(line, want) == 0, "guest_reads_lent_pages", "%s", line);

@@ -32,7 +32,7 @@ qrc=$?
 xt_bounded 30 /xt/bin/xen_ext_test retry-flag "$target" > "$out/retry-flag.json"
 frc=$?
 xl dmesg -c > /dev/null
-xt_bounded 400 /xt/bin/xen_ext_test run "$target" "$GFN" "$XT_CONSOLE_DIR/guest-xe-target.log" "$zombie" \
+xt_bounded 600 /xt/bin/xen_ext_test run "$target" "$GFN" "$XT_CONSOLE_DIR/guest-xe-target.log" "$zombie" \
   > "$out/run.json" 2> "$out/run.log"
 rc=$?
 cat "$out/run.log"
@@ -55,7 +55,7 @@ insmod /xt/xvgpu_helper.ko || exit 1
 xt_pvh_cfg xe-helper lend_reader "$GFN" > /tmp/xe-helper.cfg
 xt_bounded 60 xl create -p /tmp/xe-helper.cfg || exit 1
 hdom=$(xt_domid xe-helper)
-xt_bounded 300 /xt/bin/xen_dmop_helper_test run "$hdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-helper.log" \
+xt_bounded 500 /xt/bin/xen_dmop_helper_test run "$hdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-helper.log" \
   > "$out/helper.json" 2> "$out/helper.log"
 hrc=$?
 cat "$out/helper.log"
