@@ -222,9 +222,9 @@ static void hostile_arguments(uint16_t domid, const xen_pfn_t *mfn, uint64_t gfn
 
   /* A run failing halfway reports its progress: page 1's destination is occupied. */
   struct dm_lend out;
-  int e = lend_pages(domid, mfn[0], gfn, 1, 0, 0, NULL);
-  int e2 = lend_pages(domid, mfn[1], gfn - 1, 2, 0, 0, &out);
-  check(e == 0 && e2 == EEXIST && out.nr == 1 && out.dst_gfn == gfn && out.src_gfn == mfn[2],
+  int e = lend_pages(domid, mfn[2], gfn, 1, 0, 0, NULL);
+  int e2 = lend_pages(domid, mfn[0], gfn - 1, 2, 0, 0, &out); /* own GFNs mfn[0], mfn[0] + 1 */
+  check(e == 0 && e2 == EEXIST && out.nr == 1 && out.dst_gfn == gfn && out.src_gfn == mfn[1],
         "lend_partial_failure_reports_progress", "first %d, run %d, left nr=%u dst=%#" PRIx64 " src=%#" PRIx64, e,
         e2, out.nr, out.dst_gfn, out.src_gfn);
   expect_errno("lend_over_lent_entry", lend_pages(domid, mfn[3], gfn, 1, 0, 0, NULL), EEXIST);
@@ -273,7 +273,11 @@ static volatile uint32_t *alloc_own_pages(xenforeignmemory_handle *fmem, xen_pfn
   if (xc_domain_getinfo(xch, 0, 1, &d0) != 1 || xc_domain_setmaxmem(xch, 0, d0.max_memkb + 64) != 0)
     return perror("raise dom0 max_mem"), NULL;
   *max_kb = d0.max_memkb;
-  if (xc_domain_increase_reservation_exact(xch, 0, NPAGES, 0, 0, mfn) != 0) return perror("increase_reservation"), NULL;
+  /* Two 2-page extents, so that runs of two contiguous own GFNs exist: (0, 1) and (2, 3). */
+  xen_pfn_t ext[NPAGES / 2];
+  if (xc_domain_increase_reservation_exact(xch, 0, NPAGES / 2, 1, 0, ext) != 0)
+    return perror("increase_reservation"), NULL;
+  for (unsigned int p = 0; p < NPAGES; p++) mfn[p] = ext[p / 2] + p % 2;
   volatile uint32_t *own = xenforeignmemory_map(fmem, DOMID_SELF, PROT_READ | PROT_WRITE, NPAGES, mfn, err);
   if (!own) return perror("map own pages"), NULL;
   for (unsigned int p = 0; p < NPAGES; p++) {
