@@ -28,11 +28,24 @@ static void report_words(const char *what, volatile uint8_t *base) {
   fflush(stdout);
 }
 
-// Waits (bounded) until the first word of every page reads all ones: the entries are gone.
-static int wait_revoked(volatile uint8_t *base, int seconds) {
+static volatile uint8_t *map_window(int fd, unsigned long gfn) {
+  void *p = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(gfn * PAGE));
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Waits (bounded) until the first word of every page reads all ones: the entries are gone. Each
+ * look goes through a fresh mapping, so that it walks the p2m again: QEMU's TCG keeps a combined
+ * guest-virtual -> host translation that Xen's ASID-based flush on SVM does not reach, so under
+ * TCG a stale translation of the old mapping could otherwise outlive the revocation.
+ */
+static int wait_revoked(int fd, unsigned long gfn, volatile uint8_t **base, int seconds) {
   for (int i = 0; i < seconds * 10; i++) {
     unsigned int gone = 0;
-    for (unsigned int p = 0; p < NPAGES; p++) gone += *word(base, p, 0) == 0xffffffffu;
+    munmap((void *)*base, NPAGES * PAGE);
+    *base = map_window(fd, gfn);
+    if (!*base) return -1;
+    for (unsigned int p = 0; p < NPAGES; p++) gone += *word(*base, p, 0) == 0xffffffffu;
     if (gone == NPAGES) return 0;
     struct timespec ts = {0, 100 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -51,8 +64,8 @@ int main(int argc, char **argv) {
     perror("XT-LEND: open /dev/mem");
     return 1;
   }
-  volatile uint8_t *base = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(gfn * PAGE));
-  if (base == MAP_FAILED) {
+  volatile uint8_t *base = map_window(fd, gfn);
+  if (!base) {
     perror("XT-LEND: mmap /dev/mem");
     return 1;
   }
@@ -61,9 +74,9 @@ int main(int argc, char **argv) {
   *word(base, 2, WORD_OF_WRITES) = GUEST_RO_MARK;
   printf("XT-LEND: wrote rw=%08x ro-readback=%08x\n", *word(base, 1, WORD_OF_WRITES), *word(base, 2, WORD_OF_WRITES));
   fflush(stdout);
-  if (wait_revoked(base, 120) != 0) {
-    report_words("not-revoked", base);
-    return 1;
+  if (wait_revoked(fd, gfn, &base, 120) != 0) {
+    if (base) report_words("not-revoked", base);
+    for (;;) pause(); /* stay alive: the dom0 side reports the failure and destroys the guest */
   }
   report_words("revoked", base);
   /* Stay alive: dom0 lends again and destroys this guest with the pages still lent. */
