@@ -16,7 +16,7 @@ out=$1
 GFN=0xd0000
 
 xt_pvh_cfg xe-zombie sleep 600 > /tmp/xe-zombie.cfg
-xt_bounded 60 xl create /tmp/xe-zombie.cfg || exit 1
+xt_bounded 180 xl create /tmp/xe-zombie.cfg || exit 1
 zombie=$(xt_domid xe-zombie)
 /xt/bin/xen_ext_test hold "$zombie" 0x100 > /tmp/xe-hold.out 2>&1 &
 hold=$!
@@ -25,7 +25,7 @@ xt_bounded 60 xl destroy "$zombie"
 xl list > "$out/xl-list-with-zombie.txt"
 
 xt_pvh_cfg xe-target lend_reader "$GFN" > /tmp/xe-target.cfg
-xt_bounded 60 xl create -p /tmp/xe-target.cfg || exit 1
+xt_bounded 180 xl create -p /tmp/xe-target.cfg || exit 1
 target=$(xt_domid xe-target)
 xt_bounded 30 /xt/bin/xen_ext_test query "$target" > "$out/query.json"
 qrc=$?
@@ -41,7 +41,7 @@ xl dmesg > "$out/xl-dmesg.txt"
 
 # IORESP_RETRY: an ioreq server created with the RETRY flag lends on first touch and retries.
 xt_pvh_cfg xe-retry lend_reader "$GFN" > /tmp/xe-retry.cfg
-xt_bounded 60 xl create -p /tmp/xe-retry.cfg || exit 1
+xt_bounded 180 xl create -p /tmp/xe-retry.cfg || exit 1
 rdom=$(xt_domid xe-retry)
 xt_bounded 500 /xt/bin/xen_ext_test retry "$rdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-retry.log" \
   > "$out/retry.json" 2> "$out/retry.log"
@@ -53,7 +53,7 @@ xl list | grep -q xe-retry && xt_bounded 30 xl destroy "$rdom"
 # The kernel helper's xen-dmop back-end: MAP lends, the invalidate callback revokes.
 insmod /xt/xvgpu_helper.ko || exit 1
 xt_pvh_cfg xe-helper lend_reader "$GFN" > /tmp/xe-helper.cfg
-xt_bounded 60 xl create -p /tmp/xe-helper.cfg || exit 1
+xt_bounded 180 xl create -p /tmp/xe-helper.cfg || exit 1
 hdom=$(xt_domid xe-helper)
 xt_bounded 500 /xt/bin/xen_dmop_helper_test run "$hdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-helper.log" \
   > "$out/helper.json" 2> "$out/helper.log"
