@@ -3,6 +3,11 @@
 // are revoked (the GFN is a hole again: reads return all ones). Progress lines go to the console
 // as "XT-LEND: ...", which the dom0 test program follows in xenconsoled's log. It never exits: the
 // test destroys the guest (with pages lent, to check Xen's teardown).
+/*
+ * guest/build.sh compiles every guest program with -mavx2; this one runs where the guest's CPU
+ * policy may lack AVX (a VEX-encoded store in its poll loop raised SIGILL under TCG): no AVX here.
+ */
+#pragma GCC target("no-avx")
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
