@@ -77,6 +77,7 @@ struct xh_p2m_ops {
 
 extern const struct xh_p2m_ops xh_p2m_soft_ops;
 extern const struct xh_p2m_ops xh_p2m_xen_ops;
+extern const struct xh_p2m_ops xh_p2m_xen_dmop_ops;
 
 struct xh_range {
 	struct mmu_interval_notifier notifier;

@@ -137,6 +137,8 @@ static const struct xh_p2m_ops *backend_ops(u32 backend)
 		return &xh_p2m_soft_ops;
 	if (backend == XVGPU_P2M_XEN)
 		return &xh_p2m_xen_ops;
+	if (backend == XVGPU_P2M_XEN_DMOP)
+		return &xh_p2m_xen_dmop_ops;
 	return NULL;
 }
 

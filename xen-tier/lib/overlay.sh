@@ -29,6 +29,12 @@ cp -r "$XT_DIR/scenarios" "$root/xt/scenarios"
 cp "$XT_DIR/dom0/lib.sh" "$root/xt/lib.sh"
 cp "$XT_DIR/dom0/init.sh" "$root/init"
 chmod +x "$root/init"
+# dom0 test programs (xen-tier/dom0/*.c), linked against dom0's Xen libraries (libxen-dev here).
+mkdir -p "$root/xt/bin"
+for src in "$XT_DIR"/dom0/*.c; do
+  [ -e "$src" ] || continue
+  gcc -O2 -Wall -Wextra -Werror -o "$root/xt/bin/$(basename "$src" .c)" "$src" -lxenctrl -lxenforeignmemory -lxenevtchn -lxendevicemodel
+done
 mkdir -p "$root/xt/guest"
 cp "/boot/vmlinuz-$krel" "$root/xt/guest/vmlinuz"
 "$XT_DIR/guest/build.sh" "$krel" "$root/xt/guest"

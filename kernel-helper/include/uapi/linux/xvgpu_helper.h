@@ -31,6 +31,7 @@
 enum xvgpu_p2m_backend {
 	XVGPU_P2M_SOFT = 1, /* in-kernel software p2m; GUEST_READ/WRITE access it */
 	XVGPU_P2M_XEN = 2,  /* XEN_DOMCTL_memory_mapping on the running Xen */
+	XVGPU_P2M_XEN_DMOP = 3, /* XEN_DMOP_lend_pages of xvgpu's Xen extension (docs/xen-extension.md) */
 };
 
 struct xvgpu_bind {
