@@ -1,0 +1,60 @@
+# Sourced by dom0's /init and by every scenario (/xt/lib.sh): bounded waits and guest handling.
+# shellcheck shell=bash
+XT_GUEST_DIR=/xt/guest
+XT_CONSOLE_DIR=/var/log/xen/console
+
+# xt_bounded SEC CMD...: CMD, killed after SEC seconds (every wait in the tier is bounded).
+xt_bounded() { local s=$1; shift; timeout -k 5 "$s" "$@"; }
+
+xt_log() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
+
+# Every domain but dom0, destroyed (bounded).
+xt_destroy_guests() {
+  local d
+  for d in $(xl list 2>/dev/null | awk 'NR > 2 { print $2 }'); do xt_bounded 30 xl destroy "$d"; done
+}
+
+# xt_pvh_cfg NAME CMD ARGS EXTRA...: an xl config on stdout for a PVH guest running /bin/CMD ARGS
+# (ARGS: words joined by commas) from the tier's guest initramfs; EXTRA lines are appended.
+xt_pvh_cfg() {
+  local name=$1 cmd=$2 args=$3; shift 3
+  cat <<CFG
+name = "$name"
+type = "pvh"
+memory = 256
+vcpus = 1
+kernel = "$XT_GUEST_DIR/vmlinuz"
+ramdisk = "$XT_GUEST_DIR/initrd.cpio.gz"
+extra = "console=hvc0 quiet xt_cmd=$cmd xt_args=$args"
+tsc_mode = "native"
+on_crash = "preserve"
+on_poweroff = "destroy"
+CFG
+  local line
+  for line in "$@"; do echo "$line"; done
+}
+
+# xt_domid NAME: the domain id of a running guest, or nothing.
+xt_domid() { xl domid "$1" 2>/dev/null; }
+
+# xt_wait_file_match FILE REGEX SEC: waits (bounded) until FILE has a line matching REGEX.
+xt_wait_file_match() {
+  local f=$1 re=$2 s=$3 i
+  for ((i = 0; i < s * 5; i++)); do
+    grep -qE "$re" "$f" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "timed out after ${s}s waiting for /$re/ in $f" >&2
+  return 1
+}
+
+# xt_wait_gone NAME SEC: waits (bounded) until the guest has left the domain list.
+xt_wait_gone() {
+  local name=$1 s=$2 i
+  for ((i = 0; i < s * 5; i++)); do
+    xl domid "$name" >/dev/null 2>&1 || return 0
+    sleep 0.2
+  done
+  echo "timed out after ${s}s waiting for guest $name to end" >&2
+  return 1
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# overlay.sh KREL SCENARIOS TIMEOUT OUT.cpio.gz: the per-run initramfs layer, unpacked over the dom0 base:
+# /init (dom0-init.sh), the built project under /xvgpu (dist/, the native addon, production
+# node_modules), the kernel helper module built for KREL, the tier's scenarios and the guest
+# artefacts under /xt, and the list of scenarios to run.
+set -euo pipefail
+krel=$1 scenarios=$2 timeout=$3 out=$4
+. "$(dirname "$0")/common.sh"
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+repo=$XT_REPO
+[ -f "$repo/dist/cli/main.js" ] && [ -f "$repo/build/Release/xvgpu_native.node" ] \
+  || xt_die "build the project first (npm install && npm run build): dist/cli/main.js or build/Release/xvgpu_native.node is missing"
+mkdir -p "$root/xvgpu/build/Release" "$root/xt"
+cp "$repo/package.json" "$root/xvgpu/"
+cp -r "$repo/dist" "$root/xvgpu/dist"
+cp "$repo/build/Release/xvgpu_native.node" "$root/xvgpu/build/Release/"
+# Production dependencies only (the dev toolchain stays on the host).
+(cd "$repo" && npm ls --omit=dev --all --parseable 2>/dev/null) | grep '/node_modules/' | while read -r pkg; do
+  rel=${pkg#"$repo"/}
+  mkdir -p "$root/xvgpu/$(dirname "$rel")"
+  cp -r "$pkg" "$root/xvgpu/$rel"
+done
+cp "$repo/kernel-helper/xvgpu_helper.ko" "$root/xt/"
+cp -r "$XT_DIR/scenarios" "$root/xt/scenarios"
+cp "$XT_DIR/dom0/lib.sh" "$root/xt/lib.sh"
+cp "$XT_DIR/dom0/init.sh" "$root/init"
+chmod +x "$root/init"
+mkdir -p "$root/xt/guest"
+cp "/boot/vmlinuz-$krel" "$root/xt/guest/vmlinuz"
+"$XT_DIR/guest/build.sh" "$krel" "$root/xt/guest"
+printf '%s\n' "${scenarios//,/ }" > "$root/xt/scenarios.list"
+echo "$timeout" > "$root/xt/timeout"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
