@@ -99,10 +99,35 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): P
     });
     backend.server.stop();
     const c = backend.server.counters;
-    const summary = { domid: o.domid, mode, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed };
+    const summary = { domid: o.domid, mode, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed, virtio: virtioSummary(backend) };
     process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed\n`);
     return 0;
   } finally {
     await platform.close();
   }
+}
+
+/** The virtio-gpu device's side of a run: commands and refusals, blobs, transport events. */
+export function virtioSummary(backend: Pick<Backend, 'gpuDevice' | 'transport'>): Record<string, unknown> | null {
+  const g = backend.gpuDevice?.counters;
+  const t = backend.transport?.counters;
+  if (!g || !t) return null;
+  return {
+    status: backend.transport?.deviceStatus ?? 0,
+    commands: g.commands,
+    errors: g.errors,
+    errors_by_type: g.errorsByType,
+    blobs_created: g.blobsCreated,
+    blobs_mapped: g.blobsMapped,
+    blobs_unmapped: g.blobsUnmapped,
+    fences: g.fences,
+    register_reads: t.reads,
+    register_writes: t.writes,
+    notifies: t.notifies,
+    interrupts_raised: t.interruptsRaised,
+    bad_register_accesses: t.badAccesses,
+    unknown_registers: t.unknownRegisters,
+    resets: t.resets,
+    needs_reset: t.needsReset,
+  };
 }
