@@ -16,7 +16,9 @@ t0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 declare -A T=()
 xvgpu_pid= loaded_helper=0 failed=
-step_fail() { [ -n "$failed" ] || failed=$1; xt_log "FAIL: $1"; }
+# Progress also goes to dom0's console (the tier's console log), so a hang shows where it is.
+say() { xt_log "$*"; echo "XVGPU-TIER: hvm-virtio-gpu: $*" > /dev/console 2>/dev/null; }
+step_fail() { [ -n "$failed" ] || failed=$1; say "FAIL: $1"; }
 
 finish() {
   trap - EXIT
@@ -70,16 +72,19 @@ t=$(date +%s.%N)
 xt_bounded 120 xl create -p /tmp/$guest.cfg || { step_fail "xl create -p"; exit 1; }
 T[create_paused_s]=$(since "$t")
 domid=$(xt_domid "$guest")
+say "guest $domid created paused in ${T[create_paused_s]}s"
 t=$(date +%s.%N)
 (cd /xvgpu && exec node dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
    --mmio-base 0xfe000000 --irq 7 --vram "$vram" --json --log-level info) > "$out/xvgpu.json" 2> "$out/xvgpu.log" &
 xvgpu_pid=$!
 xt_wait_file_match "$out/xvgpu.log" '"msg":"serving"' 90 || { step_fail "xvgpu never served"; cat "$out/xvgpu.log"; exit 1; }
 T[xvgpu_ready_s]=$(since "$t")
+say "xvgpu serving in ${T[xvgpu_ready_s]}s; unpausing"
 t=$(date +%s.%N)
 xl unpause "$guest"
 xt_wait_file_match "$glog" '^XT-HVM: (guest-pattern-written|done)' 480 || { step_fail "the guest never wrote its pattern"; exit 1; }
 T[unpause_to_pattern_s]=$(since "$t")
+say "guest pattern after ${T[unpause_to_pattern_s]}s"
 if grep -q '^XT-HVM: guest-pattern-written' "$glog"; then
   node "$here/vram-check.mjs" "$vram" > "$out/vram-check.json" || step_fail "dom0's check of the guest's data"
   cat "$out/vram-check.json"
