@@ -3,7 +3,7 @@
  * here (one line, exit 2, before anything is opened); the run serves until SIGINT/SIGTERM.
  */
 import { Backend } from '../backend.js';
-import { DEFAULT_POLICY, type AnswerMode } from '../bar/manager.js';
+import { DEFAULT_POLICY, type AnswerMode, type Strategy } from '../bar/manager.js';
 import { openXenPlatform } from '../session/platforms.js';
 import type { Logger } from '../telemetry/log.js';
 import { DOMID_FIRST_RESERVED } from '../platform/xen/hypervisor.js';
@@ -20,6 +20,7 @@ export const XEN_RUN_OPTIONS: Options = {
   'bar-size': { type: 'string' },
   'mmio-base': { type: 'string' },
   irq: { type: 'string' },
+  vram: { type: 'string' },
 };
 
 export const XEN_RUN_HELP = `
@@ -30,6 +31,10 @@ Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
   --mmio-base B           guest-physical base of the virtio-mmio window (page aligned)
   --irq I                 the device's interrupt: an ISA IRQ 1-15 except 2 on x86
   --mode                  defaults to retry where Xen has the extension, emulate otherwise
+  --strategy fault|emulate-all   map on fault (default), or never map: every access is an ioreq
+  --vram PATH             back blobs with a PCI memory BAR (e.g. /sys/bus/pci/devices/<bdf>/resource2,
+                          MMIO frames: VRAM) instead of the DRM node's buffers
+  --json                  print the summary (ioreqs, faults, maps, revocations) as JSON at exit
 `;
 
 export interface XenRunArgs {
@@ -40,7 +45,9 @@ export interface XenRunArgs {
   readonly mmioBase: number;
   readonly irq: number;
   readonly drmNode: string | undefined;
+  readonly vram: string | undefined;
   readonly mode: AnswerMode | undefined;
+  readonly strategy: Exclude<Strategy, 'eager'>;
   readonly faultAround: number;
   readonly hugePages: boolean;
   readonly json: boolean;
@@ -74,9 +81,18 @@ export function parseXenRunArgs(v: Values, shared: Pick<XenRunArgs, 'faultAround
     mmioBase,
     irq,
     drmNode: typeof v['drm-node'] === 'string' ? v['drm-node'] : undefined,
+    vram: vramOption(v),
+    strategy: choiceOption(cmd, 'strategy', v.strategy, 'fault', ['fault', 'emulate-all'] as const),
     mode: v.mode === undefined ? undefined : choiceOption(cmd, 'mode', v.mode, 'emulate', ['retry', 'emulate'] as const),
     ...shared,
   };
+}
+
+function vramOption(v: Values): string | undefined {
+  if (v.vram === undefined) return undefined;
+  if (typeof v.vram !== 'string' || v.vram === '') throw new UsageError('--vram wants the path of a PCI BAR resource file', 'run');
+  if (v['drm-node'] !== undefined) throw new UsageError('--vram and --drm-node both name the buffers: pick one', 'run');
+  return v.vram;
 }
 
 function failRequired(name: string): never {
@@ -85,10 +101,10 @@ function failRequired(name: string): never {
 
 /** Serves the guest until `signal` aborts; returns the exit status. */
 export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): Promise<number> {
-  const platform = openXenPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
+  const platform = openXenPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
   try {
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
-    const policy = { ...DEFAULT_POLICY, mode, faultAround: o.faultAround, hugePages: o.hugePages };
+    const policy = { ...DEFAULT_POLICY, mode, strategy: o.strategy, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, o.irq);
     backend.start();
@@ -99,7 +115,14 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): P
     });
     backend.server.stop();
     const c = backend.server.counters;
-    const summary = { domid: o.domid, mode, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed, virtio: virtioSummary(backend) };
+    const b = backend.bar.counters;
+    const h = platform.ports.helper.stats();
+    const summary = {
+      domid: o.domid, mode, strategy: o.strategy, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
+      bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
+      helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
+      virtio: virtioSummary(backend),
+    };
     process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed\n`);
     return 0;
   } finally {

@@ -113,6 +113,11 @@ export class IoreqServer {
     this.handle = h;
     this.page = h.page;
     for (const r of this.regions) h.mapRange('mmio', r.start, r.end - 1);
+    // Enable first: Xen writes each vCPU's vp_eport into the ioreq page only when the server is
+    // enabled (ioreq_server_enable -> ioreq_server_update_evtchn, common/ioreq.c); before that it
+    // reads 0 and binding it fails with EINVAL (seen on Xen 4.17). QEMU does the same. The guest is
+    // paused until we serve (docs/deploy-xen.md), so no request can be sent before the bind.
+    h.setEnabled(true);
     const ev = this.hv.openEventChannels();
     this.evtchn = ev;
     for (let v = 0; v < this.hv.vcpus; v++) {
@@ -121,7 +126,6 @@ export class IoreqServer {
       this.vcpuOfPort.set(port, v);
     }
     ev.onPending((port) => { this.onPort(port); });
-    h.setEnabled(true);
     this.log.info({ server: h.id, vcpus: this.hv.vcpus, regions: this.regions.map((r) => r.name) }, 'ioreq server enabled');
   }
 

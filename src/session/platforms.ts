@@ -17,6 +17,7 @@ import { LinuxKernelHelper, type HelperStatsWithHistograms } from '../platform/l
 import { MemfdGpu, type MappedPages } from '../platform/linux/memfd-gpu.js';
 import { openPagemap } from '../platform/linux/pagemap.js';
 import { PlacementBoard } from '../platform/linux/placement-tags.js';
+import { VramGpu } from '../platform/linux/vram-gpu.js';
 import type { GpuPort } from '../platform/ports.js';
 import type { EvictTarget } from '../platform/sim/host-pressure.js';
 import { createSimPlatform, type SimFaultInjection } from '../platform/sim/index.js';
@@ -201,6 +202,8 @@ export interface XenPlatformOptions {
   readonly domid: number;
   /** The DRM node whose buffers back blobs (default /dev/dri/card0). */
   readonly drmNode?: string;
+  /** Or a PCI BAR resource file whose MMIO frames back blobs (VRAM; vram-gpu.ts). */
+  readonly vram?: string;
   /** Injected libraries (tests); the real ones by default. */
   readonly libs?: XenLibs;
 }
@@ -219,16 +222,13 @@ export function openXenPlatform(o: XenPlatformOptions): XenRunPlatform {
   const hv = XenHypervisor.open(o.domid, o.libs);
   try {
     const helper = needXen(() => LinuxKernelHelper.open(P2M_XEN), 'the kernel helper (insmod xvgpu_helper.ko, see docs/deploy-xen.md)');
-    const node = o.drmNode ?? '/dev/dri/card0';
-    const dev = needXen(() => DrmDevice.open(node), `a DRM device at ${node}`, () => { helper.close(); });
-    // The host's memory management moves buffers itself; xvgpu never asks the helper to evict.
-    const gpu = new DrmGpu(dev, () => undefined);
+    const buffers = xenBuffers(o, helper);
     return {
       hv,
-      ports: { hv, helper, gpu },
+      ports: { hv, helper, gpu: buffers.gpu },
       close: async () => {
         helper.close();
-        dev.close();
+        buffers.close();
         await hv.close();
       },
     };
@@ -236,6 +236,19 @@ export function openXenPlatform(o: XenPlatformOptions): XenRunPlatform {
     void hv.close();
     throw e;
   }
+}
+
+/** A VRAM BAR (--vram) or a DRM device's buffers; the helper is closed if neither opens. */
+function xenBuffers(o: XenPlatformOptions, helper: LinuxKernelHelper): { gpu: GpuPort; close(): void } {
+  if (o.vram !== undefined) {
+    const path = o.vram;
+    const vram = needXen(() => VramGpu.open(path), `a PCI memory BAR at ${path}`, () => { helper.close(); });
+    return { gpu: vram, close: () => { vram.close(); } };
+  }
+  const node = o.drmNode ?? '/dev/dri/card0';
+  const dev = needXen(() => DrmDevice.open(node), `a DRM device at ${node}`, () => { helper.close(); });
+  // The host's memory management moves buffers itself; xvgpu never asks the helper to evict.
+  return { gpu: new DrmGpu(dev, () => undefined), close: () => { dev.close(); } };
 }
 
 function needXen<T>(open: () => T, what: string, undo: () => void = () => undefined): T {

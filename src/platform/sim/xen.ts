@@ -219,11 +219,17 @@ class SimIoreqServer implements IoreqServerHandle {
   readonly id = 1;
   readonly page: IoreqPage;
 
-  constructor(private readonly views: MachineViews, vcpus: number) {
+  private portsPublished = false;
+
+  constructor(private readonly views: MachineViews, private readonly vcpus: number) {
     this.page = new IoreqPage(views.buffers.ioreq, 0, vcpus);
-    // Xen allocates one unbound port per vCPU and publishes it in vp_eport.
-    for (let v = 0; v < vcpus; v++) {
-      this.page.post(v, { addr: 0, dataLo: 0, dataHi: 0, count: 0, size: 0, vpEport: VP_EPORT_BASE + v, state: STATE_IOREQ_NONE, dataIsPtr: false, dir: 0, df: false, type: 0 });
+    this.publishPorts(0);
+  }
+
+  /** Xen allocates one unbound port per vCPU but writes it to vp_eport only when the server is enabled (common/ioreq.c). */
+  private publishPorts(base: number): void {
+    for (let v = 0; v < this.vcpus; v++) {
+      this.page.post(v, { addr: 0, dataLo: 0, dataHi: 0, count: 0, size: 0, vpEport: base === 0 ? 0 : base + v, state: STATE_IOREQ_NONE, dataIsPtr: false, dir: 0, df: false, type: 0 });
     }
   }
 
@@ -253,6 +259,8 @@ class SimIoreqServer implements IoreqServerHandle {
   }
 
   setEnabled(enabled: boolean): void {
+    if (enabled && !this.portsPublished) this.publishPorts(VP_EPORT_BASE);
+    if (enabled) this.portsPublished = true;
     Atomics.store(this.views.ctl, CTL_SERVER_ENABLED, enabled ? 1 : 0);
   }
 
@@ -268,6 +276,7 @@ class SimEventChannels implements EventChannels {
   private readonly deferred = new Set<number>();
   private handler: ((port: number) => void) | undefined;
   private waiter: Waiter | undefined;
+
 
   constructor(private readonly views: MachineViews, private readonly vcpus: number) {}
 

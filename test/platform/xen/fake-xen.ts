@@ -161,6 +161,9 @@ export class FakeXen {
         this.dmStep(`set_ioreq_server_state ${enabled ? 1 : 0}`, domid);
         const s = this.servers.get(id);
         if (s) s.enabled = enabled;
+        // Xen writes the vCPUs' ports into the ioreq page only on enable (ioreq_server_enable).
+        const page = this.guestPages.get(id);
+        if (enabled && page) for (let v = 0; v < this.vcpus; v++) page.writeVpEport(v, 100 + v);
       },
       destroyIoreqServer: (domid, id) => {
         this.calls.push(`destroy_ioreq_server ${id}`);
@@ -214,7 +217,7 @@ export class FakeXen {
     };
   }
 
-  /** One memfd page, mapped for the server and for the guest, vp_eports filled as Xen does. */
+  /** One memfd page, mapped for the server and for the guest; vp_eports stay 0 until the server is enabled. */
   private sharedPage(id: number): ArrayBuffer {
     const fd = native.memfdCreate(`ioreq-${id}`);
     try {
@@ -223,7 +226,6 @@ export class FakeXen {
       const guest = native.mmap(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
       this.guestMaps.push(guest);
       const page = new IoreqPage(guest, 0, this.vcpus);
-      for (let v = 0; v < this.vcpus; v++) page.writeVpEport(v, 100 + v);
       this.guestPages.set(id, page);
       this.mapped.add(server);
       return server;
@@ -240,6 +242,8 @@ export class FakeXen {
       fd,
       bindInterdomain: (domid, remote) => {
         this.dmStep(`bind_interdomain ${remote}`, domid);
+        // Only a port Xen allocated for a vCPU is unbound in the guest; port 0 (unpublished) is EINVAL.
+        if (remote < 100 || remote >= 100 + this.vcpus) throw new XenCallError('xenevtchn_bind_interdomain', EINVAL, 'Invalid argument');
         const local = this.nextPort++;
         this.bound.set(local, remote);
         return local;
