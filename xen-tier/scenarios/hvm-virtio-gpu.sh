@@ -19,9 +19,26 @@ xvgpu_pid= loaded_helper=0 failed=
 # Progress also goes to dom0's console (the tier's console log), so a hang shows where it is.
 say() { xt_log "$*"; echo "XVGPU-TIER: hvm-virtio-gpu: $*" > /dev/console 2>/dev/null; }
 step_fail() { [ -n "$failed" ] || failed=$1; say "FAIL: $1"; }
+# wait_match FILE REGEX SEC: bounded by wall-clock time (an iteration count stretches under load).
+wait_match() {
+  local end=$(($(date +%s) + $3))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    sleep 1
+  done
+  echo "timed out after $3 s waiting for /$2/ in $1" >&2
+  return 1
+}
+# stream FILE REGEX TAG: copies matching lines of FILE to dom0's console as they are written.
+stream() {
+  tail -n +1 -F "$1" 2>/dev/null > >(grep --line-buffered -E "$2" | cut -c1-300 | sed -u "s/^/XVGPU-TIER: $3: /" > /dev/console) &
+  streams+=($!)
+}
+streams=()
 
 finish() {
   trap - EXIT
+  [ "${#streams[@]}" -gt 0 ] && kill "${streams[@]}" 2>/dev/null
   if [ -n "$xvgpu_pid" ] && kill -0 "$xvgpu_pid" 2>/dev/null; then
     kill -TERM "$xvgpu_pid"
     for _ in $(seq 150); do kill -0 "$xvgpu_pid" 2>/dev/null || break; sleep 0.2; done
@@ -77,18 +94,20 @@ t=$(date +%s.%N)
 (cd /xvgpu && exec node dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
    --mmio-base 0xfe000000 --irq 7 --vram "$vram" --json --log-level info) > "$out/xvgpu.json" 2> "$out/xvgpu.log" &
 xvgpu_pid=$!
-xt_wait_file_match "$out/xvgpu.log" '"msg":"serving"' 90 || { step_fail "xvgpu never served"; cat "$out/xvgpu.log"; exit 1; }
+stream "$out/xvgpu.log" '"level":(40|50|60)|"msg":"serving"' xvgpu
+stream "$glog" '^XT-HVM|virtio|drm|LNRO|BUG|Oops|panic|rror' guest
+wait_match "$out/xvgpu.log" '"msg":"serving"' 300 || { step_fail "xvgpu never served"; cat "$out/xvgpu.log"; exit 1; }
 T[xvgpu_ready_s]=$(since "$t")
 say "xvgpu serving in ${T[xvgpu_ready_s]}s; unpausing"
 t=$(date +%s.%N)
 xl unpause "$guest"
-xt_wait_file_match "$glog" '^XT-HVM: (guest-pattern-written|done)' 480 || { step_fail "the guest never wrote its pattern"; exit 1; }
+wait_match "$glog" '^XT-HVM: (guest-pattern-written|done)' 900 || { step_fail "the guest never wrote its pattern"; exit 1; }
 T[unpause_to_pattern_s]=$(since "$t")
 say "guest pattern after ${T[unpause_to_pattern_s]}s"
 if grep -q '^XT-HVM: guest-pattern-written' "$glog"; then
   node "$here/vram-check.mjs" "$vram" > "$out/vram-check.json" || step_fail "dom0's check of the guest's data"
   cat "$out/vram-check.json"
 fi
-xt_wait_file_match "$glog" '^XT-HVM: done' 300 || step_fail "the guest never finished"
+wait_match "$glog" '^XT-HVM: done' 300 || step_fail "the guest never finished"
 T[unpause_to_done_s]=$(since "$t")
 xt_wait_gone "$guest" 60 || step_fail "the guest did not power off"
