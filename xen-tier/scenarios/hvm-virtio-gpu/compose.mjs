@@ -3,6 +3,7 @@
 // (OUT/guest-hvm.log), dom0's VRAM check (OUT/vram-check.json) and the scenario's wall times.
 // A missing piece is null with the reason in "missing"; "ok" needs every piece and every check.
 import { existsSync, readFileSync } from 'node:fs';
+import process from 'node:process';
 
 const [out, timesJson, firstFailure, vram] = process.argv.slice(2);
 const missing = {};

@@ -5,6 +5,8 @@
 // through the same frames: ACK at signature page + 7 if all is intact, NACK otherwise.
 // Layout and values: xen-tier/guest/hvm/virtgpu_client.c. Prints one JSON line.
 import { native, O_RDWR } from '/xvgpu/dist/native/index.js';
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import { statSync } from 'node:fs';
 
 const PAGE = 4096;
