@@ -31,7 +31,7 @@ wait_match() {
 }
 # stream FILE REGEX TAG: copies matching lines of FILE to dom0's console as they are written.
 stream() {
-  tail -n +1 -F "$1" 2>/dev/null > >(grep --line-buffered -E "$2" | cut -c1-300 | sed -u "s/^/XVGPU-TIER: $3: /" > /dev/console) &
+  tail -n +1 -F "$1" 2>/dev/null > >(grep --line-buffered -E "$2" | sed -u -e 's/^\(.\{300\}\).*/\1/' -e "s/^/XVGPU-TIER: $3: /" > /dev/console) &
   streams+=($!)
 }
 streams=()
