@@ -24,6 +24,13 @@ wait_match() {
   local end=$(($(date +%s) + $3))
   while [ "$(date +%s)" -lt "$end" ]; do
     grep -qE "$2" "$1" 2>/dev/null && return 0
+    # A dead ioreq server leaves the guest's vCPU waiting on its window forever: fail at once.
+    if [ -n "$xvgpu_pid" ] && ! kill -0 "$xvgpu_pid" 2>/dev/null; then
+      wait "$xvgpu_pid"; local rc=$?
+      step_fail "xvgpu exited (status $rc) after $(since "$t0") s, while waiting for /$2/"
+      xvgpu_pid=
+      return 1
+    fi
     sleep 1
   done
   echo "timed out after $3 s waiting for /$2/ in $1" >&2
