@@ -44,6 +44,7 @@ static inline bool xh_frame_is_ram(unsigned long pfn)
 #define XH_EVENT_RING 4096
 
 struct xh_ctx;
+struct xh_range;
 
 /*
  * A p2m back-end; map/unmap take GFN runs inside the window. Removal can fail (a hypercall error):
@@ -54,10 +55,20 @@ struct xh_p2m_ops {
 	bool read_only_entries; /* can hold read-only entries (else every entry must be writable) */
 	int (*init)(struct xh_ctx *ctx);
 	void (*fini)(struct xh_ctx *ctx);
+	/*
+	 * Optional (xen): REGISTER hands the range's frames over chunk by chunk (aperture_add), then
+	 * aperture_commit takes what the range needs for its whole life (the iomem permission);
+	 * aperture_release gives it back after the range's entries were removed (or on a failed
+	 * REGISTER). Called under ioctl_lock, never under ctx->lock.
+	 */
+	int (*aperture_add)(struct xh_ctx *ctx, struct xh_range *r, const unsigned long *pfn, unsigned long n);
+	int (*aperture_commit)(struct xh_ctx *ctx, struct xh_range *r);
+	void (*aperture_release)(struct xh_ctx *ctx, struct xh_range *r);
 	/* 0, or an error with *done = the pages from gfn that are installed all the same. */
-	int (*map)(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n, bool writable,
-		   unsigned long *done);
-	/* 0, or an error; removing an absent entry succeeds, so a retry of a part-done run is safe. */
+	int (*map)(struct xh_ctx *ctx, struct xh_range *r, u64 gfn, unsigned long pfn, unsigned long n,
+		   bool writable, unsigned long *done);
+	/* 0, or an error; removing an entry the back-end has not recorded succeeds, so a retry of a
+	 * part-done run is safe. */
 	int (*unmap)(struct xh_ctx *ctx, u64 gfn, unsigned long n);
 	void (*flush)(struct xh_ctx *ctx);
 	/* Fail closed after a removal failed: stop the guest from running (best effort, logged). */
@@ -76,6 +87,7 @@ struct xh_range {
 	u64 *gfn_of;            /* per range page: GFN + 1 it is mapped at, 0 if none */
 	unsigned long *huge;    /* bitmap of range pages that start a 2 MiB superpage */
 	bool dead;              /* its VMA is gone (UNMAP of all of it, or RELEASE) */
+	void *p2m_priv;         /* back-end private (xen: the aperture) */
 };
 
 struct xh_ctx {
@@ -91,6 +103,7 @@ struct xh_ctx {
 	u32 *owner_range;        /* per window page: range id, 0 = unmapped */
 	u32 *owner_page;         /* per window page: page of that range */
 	unsigned long *ro;       /* per window page: the entry is read-only */
+	unsigned long *mapped;   /* per window page: has an entry (owner_range != 0), for find_next_bit */
 	struct xarray ranges;    /* id -> struct xh_range */
 	u64 registered_pages;    /* sum of the ranges' pages (under ioctl_lock) */
 	/* events */

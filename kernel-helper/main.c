@@ -125,6 +125,7 @@ static int xh_release(struct inode *inode, struct file *file)
 	kvfree(ctx->owner_range);
 	kvfree(ctx->owner_page);
 	kvfree(ctx->ro);
+	kvfree(ctx->mapped);
 	kvfree(ctx->ring);
 	kfree(ctx);
 	return 0;
@@ -162,7 +163,8 @@ static int xh_bind(struct xh_ctx *ctx, struct xvgpu_bind *arg)
 	ctx->owner_range = kvcalloc(arg->pages, sizeof(u32), GFP_KERNEL_ACCOUNT);
 	ctx->owner_page = kvcalloc(arg->pages, sizeof(u32), GFP_KERNEL_ACCOUNT);
 	ctx->ro = kvcalloc(BITS_TO_LONGS(arg->pages), sizeof(long), GFP_KERNEL_ACCOUNT);
-	if (!ctx->owner_range || !ctx->owner_page || !ctx->ro) {
+	ctx->mapped = kvcalloc(BITS_TO_LONGS(arg->pages), sizeof(long), GFP_KERNEL_ACCOUNT);
+	if (!ctx->owner_range || !ctx->owner_page || !ctx->ro || !ctx->mapped) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -178,9 +180,11 @@ fail:
 	kvfree(ctx->owner_range);
 	kvfree(ctx->owner_page);
 	kvfree(ctx->ro);
+	kvfree(ctx->mapped);
 	ctx->owner_range = NULL;
 	ctx->owner_page = NULL;
 	ctx->ro = NULL;
+	ctx->mapped = NULL;
 	ctx->ops = NULL;
 	return ret;
 }

@@ -66,7 +66,7 @@ static unsigned long injected_failure(ulong at, u64 w, unsigned long n)
 	return at && at - 1 >= w && at - 1 < w + n ? at - 1 - w : n;
 }
 
-static int soft_map(struct xh_ctx *ctx, u64 gfn, unsigned long pfn, unsigned long n, bool writable,
+static int soft_map(struct xh_ctx *ctx, struct xh_range *r, u64 gfn, unsigned long pfn, unsigned long n, bool writable,
 		    unsigned long *done)
 {
 	struct xh_soft *s = ctx->p2m;

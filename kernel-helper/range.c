@@ -24,6 +24,9 @@
 #include "helper.h"
 
 #define XH_MAP_TIMEOUT_MS 1000
+/* Entries UNMAP, and range pages UNREGISTER, handle per hold of ctx->lock. */
+#define XH_UNMAP_BATCH 512
+#define XH_REVOKE_CHUNK 4096
 
 /*
  * TEST ONLY, load time only (0444): invalidations leave the p2m alone, so the race test must report
@@ -66,6 +69,7 @@ static void forget(struct xh_ctx *ctx, struct xh_range *r, unsigned long p)
 
 	ctx->owner_range[w] = 0;
 	clear_bit(w, ctx->ro);
+	clear_bit(w, ctx->mapped);
 	r->gfn_of[p] = 0;
 }
 
@@ -387,6 +391,7 @@ static void record(struct xh_ctx *ctx, struct xh_range *r, u64 gfn, unsigned lon
 	r->gfn_of[p] = gfn + 1;
 	ctx->owner_range[w] = r->id;
 	ctx->owner_page[w] = p;
+	set_bit(w, ctx->mapped);
 	__assign_bit(w, ctx->ro, !writable);
 }
 
@@ -396,7 +401,7 @@ static int map_run(struct xh_ctx *ctx, struct xh_range *r, u64 gfn, unsigned lon
 {
 	bool writable = test_bit(fi, f->writable);
 	unsigned long i, done = 0;
-	int ret = ctx->ops->map(ctx, gfn, f->pfn[fi], n, writable, &done);
+	int ret = ctx->ops->map(ctx, r, gfn, f->pfn[fi], n, writable, &done);
 
 	/* Even on failure: what the back-end did enter must be revocable, so it is recorded. */
 	for (i = 0; i < done && i < n; i++)
@@ -638,25 +643,59 @@ out:
 	return ret;
 }
 
+/*
+ * Under ctx->lock: revokes up to XH_UNMAP_BATCH entries of window pages [*w, end), found with
+ * find_next_bit and grouped into runs of one range's consecutive pages. Advances *w past them.
+ */
+static u64 unmap_batch(struct xh_ctx *ctx, u64 *w, u64 end, u64 *failed, struct xvgpu_event *fatal)
+{
+	unsigned long budget = XH_UNMAP_BATCH;
+	u64 revoked = 0;
+
+	while (budget) {
+		u64 first = find_next_bit(ctx->mapped, end, *w), n = 1;
+		struct xh_range *r;
+
+		if (first >= end) {
+			*w = end;
+			break;
+		}
+		while (n < budget && first + n < end && test_bit(first + n, ctx->mapped) &&
+		       ctx->owner_range[first + n] == ctx->owner_range[first] &&
+		       ctx->owner_page[first + n] == ctx->owner_page[first] + n)
+			n++;
+		r = get_range(ctx, ctx->owner_range[first]);
+		if (!WARN_ON_ONCE(!r))
+			revoked += revoke(ctx, r, ctx->owner_page[first], n, fatal);
+		*failed += fatal->count;
+		fatal->count = 0;
+		budget -= n;
+		*w = first + n;
+	}
+	return revoked;
+}
+
+/*
+ * UNMAP: bounded work per hold of ctx->lock (XH_UNMAP_BATCH entries, visited with find_next_bit,
+ * so a huge mostly empty window costs a bitmap scan), rescheduling between batches. No MAP can
+ * slip in between (ioctl_lock is held); an invalidation may, and only removes.
+ */
 int xh_unmap(struct xh_ctx *ctx, struct xvgpu_unmap *arg)
 {
 	struct xvgpu_event fatal = { 0 };
-	u64 g, failed = 0;
+	u64 w, end, failed = 0;
 
 	if (!in_window(ctx, arg->gfn, arg->pages))
 		return -EINVAL;
 	arg->revoked = 0;
-	mutex_lock(&ctx->lock);
-	for (g = arg->gfn; g < arg->gfn + arg->pages; g++) {
-		u64 w = window_index(ctx, g);
-		struct xh_range *r = ctx->owner_range[w] ? get_range(ctx, ctx->owner_range[w]) : NULL;
-
-		if (r)
-			arg->revoked += revoke(ctx, r, ctx->owner_page[w], 1, &fatal);
-		failed += fatal.count;
-		fatal.count = 0;
+	w = window_index(ctx, arg->gfn);
+	end = w + arg->pages;
+	while (w < end) {
+		mutex_lock(&ctx->lock);
+		arg->revoked += unmap_batch(ctx, &w, end, &failed, &fatal);
+		mutex_unlock(&ctx->lock);
+		cond_resched();
 	}
-	mutex_unlock(&ctx->lock);
 	if (failed) {
 		fatal.count = failed;
 		xh_queue_fatal(ctx, &fatal);
@@ -738,6 +777,49 @@ static void free_range(struct xh_range *r)
 	kfree(r);
 }
 
+/* Gives the back-end's per-range resources back (xen: the iomem permission). */
+static void release_aperture(struct xh_ctx *ctx, struct xh_range *r)
+{
+	if (ctx->ops->aperture_release)
+		ctx->ops->aperture_release(ctx, r);
+}
+
+/*
+ * REGISTER, for a back-end with an aperture (xen): hands the range's frames over in chunks of
+ * XH_MAX_MAP_PAGES (looked up with write intent, as MAP would, faulting them in), then commits.
+ */
+static int build_aperture(struct xh_ctx *ctx, struct xh_range *r)
+{
+	struct xh_frames *f;
+	unsigned long page0 = 0;
+	int ret = 0;
+
+	if (!ctx->ops->aperture_add)
+		return 0;
+	f = kzalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);
+	if (!f)
+		return -ENOMEM;
+	while (page0 < r->pages && !ret) {
+		unsigned long n = min_t(unsigned long, XH_MAX_MAP_PAGES, r->pages - page0);
+
+		ret = lookup_frames(r, page0, n, XH_WRITE, f);
+		if (ret == -EAGAIN) {
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+		ret = ctx->ops->aperture_add(ctx, r, f->pfn, n);
+		put_frames(f);
+		page0 += n;
+		if (fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
+	}
+	kfree(f);
+	return ret ? ret : ctx->ops->aperture_commit(ctx, r);
+}
+
 /* Per fd: at most XVGPU_MAX_RANGES ranges (REGISTER scans them for overlaps) and
  * XVGPU_MAX_REGISTERED_PAGES pages in all (-E2BIG). */
 int xh_register(struct xh_ctx *ctx, struct xvgpu_register *arg)
@@ -777,6 +859,13 @@ int xh_register(struct xh_ctx *ctx, struct xvgpu_register *arg)
 		xa_erase(&ctx->ranges, id);
 		goto fail;
 	}
+	ret = build_aperture(ctx, r);
+	if (ret) {
+		release_aperture(ctx, r);
+		xa_erase(&ctx->ranges, id);
+		mmu_interval_notifier_remove(&r->notifier);
+		goto fail;
+	}
 	ctx->registered_pages += pages;
 	mutex_lock(&ctx->lock);
 	ctx->st.ranges++;
@@ -789,21 +878,35 @@ fail:
 }
 
 /*
- * Revokes the whole range. 0, or -EIO if the back-end refused a removal: the range then stays
- * (with its records and its notifier), and FATAL has been queued.
+ * Revokes the whole range, XH_REVOKE_CHUNK pages per hold of ctx->lock (ioctl_lock keeps MAP
+ * out in between). 0, or -EIO if the back-end refused a removal: the range then stays (with its
+ * records and its notifier), and FATAL has been queued.
  */
 static int revoke_range(struct xh_ctx *ctx, struct xh_range *r)
 {
 	struct xvgpu_event fatal = { 0 };
+	unsigned long first;
+	u64 failed = 0;
 
-	mutex_lock(&ctx->lock);
-	revoke(ctx, r, 0, r->pages, &fatal);
-	if (!fatal.count)
-		ctx->st.ranges--;
-	mutex_unlock(&ctx->lock);
-	if (fatal.count)
+	for (first = 0; first < r->pages; first += XH_REVOKE_CHUNK) {
+		mutex_lock(&ctx->lock);
+		revoke(ctx, r, first, min_t(unsigned long, XH_REVOKE_CHUNK, r->pages - first), &fatal);
+		failed += fatal.count;
+		fatal.count = 0;
+		mutex_unlock(&ctx->lock);
+		cond_resched();
+	}
+	if (failed) {
+		fatal.first_page = 0;
+		fatal.pages = r->pages;
+		fatal.count = failed;
 		xh_queue_fatal(ctx, &fatal);
-	return fatal.count ? -EIO : 0;
+		return -EIO;
+	}
+	mutex_lock(&ctx->lock);
+	ctx->st.ranges--;
+	mutex_unlock(&ctx->lock);
+	return 0;
 }
 
 static void destroy_range(struct xh_ctx *ctx, struct xh_range *r)
@@ -824,7 +927,8 @@ int xh_unregister(struct xh_ctx *ctx, u32 id)
 		return -ENOENT;
 	ret = revoke_range(ctx, r);
 	if (ret)
-		return ret; /* never forget an entry still in the p2m */
+		return ret; /* never forget an entry still in the p2m, nor the permission it needs */
+	release_aperture(ctx, r);
 	destroy_range(ctx, r);
 	return 0;
 }
@@ -842,6 +946,7 @@ void xh_unregister_all(struct xh_ctx *ctx)
 		if (revoke_range(ctx, r))
 			pr_crit("xvgpu_helper: domain %u: p2m entries of range %u could not be removed; it stays paused\n",
 				ctx->domid, r->id);
+		release_aperture(ctx, r);
 		destroy_range(ctx, r);
 	}
 }

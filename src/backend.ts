@@ -11,7 +11,7 @@ import type { CpuMapping, GpuPort, HypervisorPort, KernelHelperPort, RangeId } f
 import type { Logger } from './telemetry/log.js';
 import { VirtioGpuDevice } from './gpu/device.js';
 import { GuestMemoryAccess } from './virtio/guest-memory.js';
-import { VirtioMmio } from './virtio/mmio.js';
+import { NO_INTERRUPT_LINE, VirtioMmio } from './virtio/mmio.js';
 
 export interface BackendPorts {
   readonly hv: HypervisorPort;
@@ -71,12 +71,15 @@ export class Backend {
 
   /**
    * The virtio-gpu device on a virtio-mmio window at `mmioBase`, interrupting on line `irq`, with
-   * the BAR as its host-visible shared-memory region.
+   * the BAR as its host-visible shared-memory region. Without `irq` (a PVH guest has no interrupt
+   * controller a device model can drive) the device raises no interrupt: InterruptStatus is still
+   * latched, and the guest's driver polls it and the used ring.
    */
-  attachVirtioGpu(mmioBase: number, irq: number): VirtioGpuDevice {
+  attachVirtioGpu(mmioBase: number, irq: number | undefined): VirtioGpuDevice {
     const device = new VirtioGpuDevice(this, { base: this.opts.barBase, length: this.opts.barPages * 4096 }, this.log);
     const mem = new GuestMemoryAccess(this.ports.hv.guestMemory());
-    const transport = new VirtioMmio('virtio-gpu', mmioBase, device, mem, { set: (level) => { this.ports.hv.setIrqLevel(irq, level); } }, this.log);
+    const line = irq === undefined ? NO_INTERRUPT_LINE : { set: (level: boolean) => { this.ports.hv.setIrqLevel(irq, level); } };
+    const transport = new VirtioMmio('virtio-gpu', mmioBase, device, mem, line, this.log);
     this.server.addRegion(transport);
     this.gpuDevice = device;
     this.transport = transport;

@@ -2,11 +2,12 @@
  * `xvgpu run --platform xen`: xvgpu as the IOREQ server of a real Xen guest. Options are checked
  * here (one line, exit 2, before anything is opened); the run serves until SIGINT/SIGTERM.
  */
-import { Backend } from '../backend.js';
+import { Backend, ConfigError } from '../backend.js';
 import { DEFAULT_POLICY, type AnswerMode, type Strategy } from '../bar/manager.js';
 import { openXenPlatform } from '../session/platforms.js';
 import type { Logger } from '../telemetry/log.js';
 import { DOMID_FIRST_RESERVED } from '../platform/xen/hypervisor.js';
+import type { DomainType } from '../platform/xen/ctrl.js';
 import { VIRTIO_MMIO_SIZE } from '../virtio/constants.js';
 import { UsageError, addressOption, choiceOption, intOption, sizeOption, type Options } from './args.js';
 
@@ -29,7 +30,8 @@ Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
   --bar-gfn G             first guest frame of the BAR window (decimal or 0x hex)
   --bar-size SIZE         BAR window size, a multiple of 4096 (K/M/G suffixes allowed)
   --mmio-base B           guest-physical base of the virtio-mmio window (page aligned)
-  --irq I                 the device's interrupt: an ISA IRQ 1-15 except 2 on x86
+  --irq I                 the device's interrupt: an ISA IRQ 1-15 except 2 on x86; required for an
+                          HVM guest, refused for a PVH guest (no interrupt controller: its driver polls)
   --mode                  defaults to retry where Xen has the extension, emulate otherwise
   --strategy fault|emulate-all   map on fault (default), or never map: every access is an ioreq
   --vram PATH             back blobs with a PCI memory BAR (e.g. /sys/bus/pci/devices/<bdf>/resource2,
@@ -43,7 +45,7 @@ export interface XenRunArgs {
   readonly barGfn: number;
   readonly barSize: number;
   readonly mmioBase: number;
-  readonly irq: number;
+  readonly irq: number | undefined;
   readonly drmNode: string | undefined;
   readonly vram: string | undefined;
   readonly mode: AnswerMode | undefined;
@@ -71,7 +73,7 @@ export function parseXenRunArgs(v: Values, shared: Pick<XenRunArgs, 'faultAround
   if (mmioBase < barStart + barSize && barStart < mmioBase + VIRTIO_MMIO_SIZE) {
     throw new UsageError(`the virtio-mmio window [0x${mmioBase.toString(16)}, +0x${VIRTIO_MMIO_SIZE.toString(16)}) overlaps the BAR [0x${barStart.toString(16)}, +0x${barSize.toString(16)})`, cmd);
   }
-  const irq = intOption(cmd, 'irq', v.irq ?? failRequired('irq'), 0, 1, 15);
+  const irq = v.irq === undefined ? undefined : intOption(cmd, 'irq', v.irq, 0, 1, 15);
   if (irq === 2) throw new UsageError('--irq 2 is the PIC cascade: pick another ISA IRQ (e.g. 5, 7, 10, 11)', cmd);
   return {
     platform: 'xen',
@@ -99,6 +101,16 @@ function failRequired(name: string): never {
   throw new UsageError(`--${name} is required with --platform xen`, 'run');
 }
 
+/**
+ * The device's ISA IRQ for this guest: an HVM guest needs one; a PVH guest has no emulated PIC or
+ * IO-APIC, so none can be given (XenHypervisor.setIrqLevel says why it is refused).
+ */
+export function interruptFor(type: DomainType, irq: number | undefined): number | undefined {
+  if (type === 'hvm' && irq === undefined) throw new ConfigError('--irq is required for an HVM guest');
+  if (type !== 'hvm' && irq !== undefined) throw new ConfigError(`--irq given for a ${type.toUpperCase()} guest: it has no emulated interrupt controller (drop --irq; the guest's driver polls)`);
+  return irq;
+}
+
 /** Serves the guest until `signal` aborts; returns the exit status. */
 export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): Promise<number> {
   const platform = openXenPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
@@ -106,9 +118,9 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): P
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
     const policy = { ...DEFAULT_POLICY, mode, strategy: o.strategy, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
-    backend.attachVirtioGpu(o.mmioBase, o.irq);
+    backend.attachVirtioGpu(o.mmioBase, interruptFor(platform.hv.domainType, o.irq));
     backend.start();
-    log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode }, 'serving');
+    log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode, reclaimedServer: platform.hv.reclaimedServer ?? null }, 'serving');
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => { resolve(); }, { once: true });
@@ -118,7 +130,7 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): P
     const b = backend.bar.counters;
     const h = platform.ports.helper.stats();
     const summary = {
-      domid: o.domid, mode, strategy: o.strategy, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
+      domid: o.domid, mode, strategy: o.strategy, reclaimed_server: platform.hv.reclaimedServer ?? null, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
       bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
       helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
       virtio: virtioSummary(backend),

@@ -19,6 +19,9 @@ export interface InterruptLine {
   set(level: boolean): void;
 }
 
+/** A device wired to no interrupt: its driver polls InterruptStatus and the used rings. */
+export const NO_INTERRUPT_LINE: InterruptLine = { set: () => undefined };
+
 export interface TransportCounters {
   reads: number;
   writes: number;

@@ -3,6 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { distFile } from '../../src/util/dist-path.js';
+import { interruptFor } from '../../src/cli/run-xen.js';
+import { ConfigError } from '../../src/backend.js';
 
 const CLI = distFile('cli/main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -55,5 +57,17 @@ describe('xvgpu on a host without Xen', () => {
   it('requires every xen option and refuses them on other platforms', () => {
     expect(run(...XEN, '--domid', '5').stderr).toMatch(/--bar-gfn is required/);
     expect(run('run', '--domid', '5').stderr).toMatch(/--domid needs --platform xen/);
+  });
+});
+
+describe('--irq by guest type', () => {
+  it('requires it for an HVM guest and passes it through', () => {
+    expect(interruptFor('hvm', 7)).toBe(7);
+    expect(() => interruptFor('hvm', undefined)).toThrow(ConfigError);
+  });
+
+  it('refuses it for a PVH guest (no emulated interrupt controller) and wires no line without it', () => {
+    expect(() => interruptFor('pvh', 7)).toThrow(/--irq given for a PVH guest/);
+    expect(interruptFor('pvh', undefined)).toBeUndefined();
   });
 });

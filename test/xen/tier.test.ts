@@ -13,13 +13,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 interface GuestResult { ok: boolean; error: string; reads: number; writes: number; mismatches: number; stale_reads: number; post_unmap_not_all_ones: number; fill_mismatches: number; refault_mismatches: number }
 interface CaseResult {
   guest: GuestResult | null;
-  xvgpu: { requests: number; bad: number; bar: { faults: number; emulated: number }; helper: { maps: number; installed_pages: number; revoked_pages: number; invalidations: number } } | null;
+  xvgpu: { requests: number; bad: number; reclaimed_server: number | null; bar: { faults: number; emulated: number }; helper: { maps: number; installed_pages: number; revoked_pages: number; invalidations: number } } | null;
   xen_memory_map: { add: number; remove: number };
 }
-interface PvhResult { a: CaseResult; b: CaseResult; inject: CaseResult; problems: string[] }
+interface KillResult extends CaseResult { at_kill: { frames_added: number; frames_removed: number; helper_refcnt: number }; xvgpu_exit: number }
+interface DestroyResult extends CaseResult { xvgpu_alive_after_destroy: boolean; xvgpu_exit: number; helper_unloaded: boolean; domains_left: number }
+interface PvhResult { a: CaseResult; b: CaseResult; inject: CaseResult; d: KillResult; e: DestroyResult; problems: string[] }
 
 const SCENARIOS = ['smoke', 'pvh'];
-const TIMEOUT_S = 600;
+const TIMEOUT_S = 1500;
 
 describe('Xen tier: stock Xen 4.17 under QEMU', () => {
   const out = mkdtempSync(join(tmpdir(), 'xen-tier-'));
@@ -62,5 +64,25 @@ describe('Xen tier: stock Xen 4.17 under QEMU', () => {
   it('counts stale reads when the helper skips revocation (test_skip_revoke=1)', () => {
     const { inject } = pvh();
     expect(inject.guest?.stale_reads).toBeGreaterThan(0);
+  });
+
+  it('kill -9 of xvgpu leaves nothing mapped, no read reaches the old frames, a restarted xvgpu serves', () => {
+    const { d } = pvh();
+    expect(d.at_kill.frames_added, JSON.stringify(d)).toBeGreaterThan(0);
+    expect(d.at_kill.frames_removed).toBe(d.at_kill.frames_added);
+    expect(d.at_kill.helper_refcnt).toBe(0);
+    expect(d.guest?.ok, JSON.stringify(d)).toBe(true);
+    expect([d.guest?.stale_reads, d.guest?.post_unmap_not_all_ones, d.guest?.mismatches, d.guest?.fill_mismatches]).toEqual([0, 0, 0, 0]);
+    expect(d.xvgpu?.requests).toBeGreaterThan(0);
+    expect(d.xvgpu?.reclaimed_server).not.toBeNull(); // the killed xvgpu's server, destroyed at restart
+    expect(d.xvgpu_exit).toBe(0);
+  });
+
+  it('xl destroy of the guest while pages are mapped: xvgpu exits 0 with its summary, the helper unloads, no domain left', () => {
+    const { e } = pvh();
+    expect(e.xvgpu?.helper.installed_pages, JSON.stringify(e)).toBeGreaterThan(0);
+    expect(e.xvgpu_exit).toBe(0);
+    expect(e.helper_unloaded).toBe(true);
+    expect(e.domains_left).toBe(0);
   });
 });

@@ -1,4 +1,4 @@
-// bar_client MMIO_BASE: the Xen tier's PVH guest program. A polling virtio-gpu driver (the shape of
+// bar_client MMIO_BASE [HOLD_S]: the Xen tier's PVH guest program. A polling virtio-gpu driver (the shape of
 // src/guest/virtio-gpu-driver.ts, no interrupts: a PVH guest has no IO-APIC) on the virtio-mmio
 // window at MMIO_BASE, through /dev/mem (STRICT_DEVMEM lets it map non-RAM ranges no driver
 // claimed). It creates blobs in xvgpu's native context, places them in the host-visible region (the
@@ -46,8 +46,9 @@ static uint32_t seqno;
 static int fail_line;
 static const char *fail_what = "";
 
-struct counts { uint64_t reads, writes, mismatches, stale, post_unmap_other, fill_mismatches, refault_mismatches; uint64_t first_ns, later_ns, pages_timed; };
+struct counts { uint64_t reads, writes, mismatches, stale, post_unmap_other, fill_mismatches, refault_mismatches, avx_pages; uint64_t first_ns, later_ns, pages_timed; };
 static struct counts c;
+static int have_avx2;
 
 #define CHECK(cond, what) do { if (!(cond)) { fail_line = __LINE__; fail_what = (what); return -1; } } while (0)
 
@@ -203,6 +204,16 @@ static void rep_movsb(void *dst, const volatile void *src, size_t n) {
   __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
 
+// AVX (256-bit) loads and stores of one page, compiled for AVX2 alone so nothing else in the
+// program is; called only when the guest's CPU reports AVX2 (have_avx2).
+__attribute__((target("avx2"))) static void avx_copy_from(uint32_t *buf, const volatile uint32_t *p) {
+  for (uint32_t w = 0; w < PAGE / 4; w += 8) _mm256_storeu_si256((__m256i *)(buf + w), _mm256_loadu_si256((const __m256i *)(p + w)));
+}
+
+__attribute__((target("avx2"))) static void avx_copy_to(volatile uint32_t *p, const uint32_t *buf) {
+  for (uint32_t w = 0; w < PAGE / 4; w += 8) _mm256_storeu_si256((__m256i *)(p + w), _mm256_load_si256((const __m256i *)(buf + w)));
+}
+
 // One page: stores of generation gen by 32-bit moves, read back four ways; rep movs and AVX
 // stores of gen+1 and gen+2, each read back.
 static void touch_page(uint32_t pg, uint32_t gen) {
@@ -223,18 +234,19 @@ static void touch_page(uint32_t pg, uint32_t gen) {
     _mm_storeu_si128((__m128i *)(buf + w), v);
   }
   for (uint32_t w = 0; w < PAGE / 4; w++) count_word(buf[w], pattern(pg, w, gen));
-  for (uint32_t w = 0; w < PAGE / 4; w += 8) {
-    __m256i v = _mm256_loadu_si256((const __m256i *)(p + w));
-    _mm256_storeu_si256((__m256i *)(buf + w), v);
+  if (have_avx2) {
+    avx_copy_from(buf, p);
+    for (uint32_t w = 0; w < PAGE / 4; w++) count_word(buf[w], pattern(pg, w, gen));
   }
-  for (uint32_t w = 0; w < PAGE / 4; w++) count_word(buf[w], pattern(pg, w, gen));
   for (uint32_t w = 0; w < PAGE / 4; w++) buf[w] = pattern(pg, w, gen + 1);
   rep_movsb((void *)p, buf, PAGE);
   c.writes += PAGE / 4;
   for (uint32_t w = 0; w < PAGE / 4; w++) count_word(p[w], pattern(pg, w, gen + 1));
+  if (!have_avx2) return;
   for (uint32_t w = 0; w < PAGE / 4; w++) buf[w] = pattern(pg, w, gen + 2);
-  for (uint32_t w = 0; w < PAGE / 4; w += 8) _mm256_storeu_si256((__m256i *)(p + w), _mm256_load_si256((const __m256i *)(buf + w)));
+  avx_copy_to(p, buf);
   c.writes += PAGE / 4;
+  c.avx_pages++;
   for (uint32_t w = 0; w < PAGE / 4; w++) count_word(p[w], pattern(pg, w, gen + 2));
 }
 
@@ -268,6 +280,34 @@ static int run(void) {
   return unmap_and_unref(11);
 }
 
+// bar_client MMIO_BASE HOLD_S: touch a blob's pages (mapped, in map-and-emulate), print
+// "XT-GUEST: held", sleep HOLD_S while the host kills the back-end (or destroys this guest), then
+// read every old page: a read returning what was last written there reached the old frame (stale),
+// anything but all ones is counted too. Then drive the device from scratch (the restarted back-end).
+static int hold_then_recheck(unsigned hold_s) {
+  if (probe() || setup_context()) return -1;
+  if (create_blob(1, 0, 4 * PAGE) || map_blob(1, 0)) return -1;
+  if (create_blob(10, 100, BLOB_PAGES * PAGE) || map_blob(10, BLOB_OFFSET)) return -1;
+  for (uint32_t pg = 0; pg < BLOB_PAGES; pg++) touch_page(pg, 1);
+  uint32_t last_gen = have_avx2 ? 3 : 2; // touch_page's last store: AVX gen+2, else rep movs gen+1
+  printf("XT-GUEST: held\n");
+  fflush(stdout);
+  sleep(hold_s);
+  volatile uint32_t *a = (volatile uint32_t *)(bar + BLOB_OFFSET);
+  for (uint32_t pg = 0; pg < BLOB_PAGES; pg++) {
+    uint32_t v = a[pg * PAGE / 4];
+    c.reads++;
+    if (v == pattern(pg, 0, last_gen)) c.stale++;
+    else if (v != 0xffffffffu) c.post_unmap_other++;
+  }
+  printf("XT-GUEST: rechecked\n");
+  fflush(stdout);
+  wr(R_STATUS, 0);
+  avail_idx = used_seen = 0;
+  seqno = 0;
+  return run();
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: bar_client MMIO_BASE\n"); return 2; }
   uint64_t mmio_base = strtoull(argv[1], NULL, 0);
@@ -277,6 +317,8 @@ int main(int argc, char **argv) {
   if (mmio == MAP_FAILED) { perror("mmap mmio"); return 1; }
   if (ram_page(&ring)) { fprintf(stderr, "%s\n", fail_what); return 1; }
   for (unsigned i = 0; i < QSIZE / 2; i++) if (ram_page(&slots[i])) { fprintf(stderr, "%s\n", fail_what); return 1; }
+  __builtin_cpu_init();
+  have_avx2 = __builtin_cpu_supports("avx2");
   uint64_t t0 = now_ns();
   int rc = probe();
   if (rc == 0) {
@@ -284,16 +326,16 @@ int main(int argc, char **argv) {
     if (bar == MAP_FAILED) { perror("mmap bar"); return 1; }
     wr(R_STATUS, 0); // probe again inside run()
     avail_idx = used_seen = 0;
-    rc = run();
+    rc = argc > 2 ? hold_then_recheck((unsigned)strtoul(argv[2], NULL, 0)) : run();
   }
   uint64_t t1 = now_ns();
   printf("XT-GUEST: result {\"ok\":%s,\"error\":\"%s\",\"error_line\":%d,\"bar_base\":%llu,\"bar_len\":%llu,\"reads\":%llu,\"writes\":%llu,"
          "\"mismatches\":%llu,\"stale_reads\":%llu,\"post_unmap_not_all_ones\":%llu,\"fill_mismatches\":%llu,\"refault_mismatches\":%llu,"
-         "\"first_touch_ns_avg\":%llu,\"later_touch_ns_avg\":%llu,\"wall_ns\":%llu}\n",
+         "\"avx2\":%s,\"avx_pages\":%llu,\"first_touch_ns_avg\":%llu,\"later_touch_ns_avg\":%llu,\"wall_ns\":%llu}\n",
          rc == 0 ? "true" : "false", fail_what, fail_line, (unsigned long long)bar_base, (unsigned long long)bar_len,
          (unsigned long long)c.reads, (unsigned long long)c.writes, (unsigned long long)c.mismatches, (unsigned long long)c.stale,
          (unsigned long long)c.post_unmap_other, (unsigned long long)c.fill_mismatches, (unsigned long long)c.refault_mismatches,
-         (unsigned long long)(c.pages_timed ? c.first_ns / c.pages_timed : 0), (unsigned long long)(c.pages_timed ? c.later_ns / c.pages_timed : 0),
+         have_avx2 ? "true" : "false", (unsigned long long)c.avx_pages, (unsigned long long)(c.pages_timed ? c.first_ns / c.pages_timed : 0), (unsigned long long)(c.pages_timed ? c.later_ns / c.pages_timed : 0),
          (unsigned long long)(t1 - t0));
   fflush(stdout);
   return rc == 0 ? 0 : 1;

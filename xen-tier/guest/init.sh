@@ -12,7 +12,12 @@ for w in $(cat /proc/cmdline); do
   esac
 done
 echo "XT-GUEST: start $cmd $args"
+echo "XT-GUEST: cpu $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'sse4_2|xsave|avx|avx2' | tr '\n' ' ')"
 # shellcheck disable=SC2086 # args is a word list
 "/bin/$cmd" $args
-echo "XT-GUEST: exit $?"
+rc=$?
+# A program killed by a signal: the kernel's one-line report (ip, the faulting address) is below the
+# console's loglevel, so it is copied out here.
+[ $rc -gt 128 ] && dmesg | grep -E 'traps:|segfault at|general protection' | tail -n 3 | sed 's/^/XT-GUEST: /'
+echo "XT-GUEST: exit $rc"
 poweroff -f

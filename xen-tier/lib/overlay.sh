@@ -22,6 +22,9 @@ cp "$repo/build/Release/xvgpu_native.node" "$root/xvgpu/build/Release/"
   cp -r "$pkg" "$root/xvgpu/$rel"
 done
 cp "$repo/kernel-helper/xvgpu_helper.ko" "$root/xt/"
+# The xen back-end selftest (static; the helper-xen scenario runs it).
+make -s -C "$repo/kernel-helper" selftest/xen_test
+cp "$repo/kernel-helper/selftest/xen_test" "$root/xt/"
 cp -r "$XT_DIR/scenarios" "$root/xt/scenarios"
 cp "$XT_DIR/dom0/lib.sh" "$root/xt/lib.sh"
 cp "$XT_DIR/dom0/init.sh" "$root/init"

@@ -13,6 +13,8 @@ export interface DomainInfo {
   readonly dying: boolean;
   /** max_vcpu_id + 1: ioreq slots are indexed by vCPU id. */
   readonly vcpus: number;
+  /** xen_domain_handle_t in hex: the instance (xl's UUID), which a reused domid does not share. */
+  readonly handle: string;
 }
 
 export interface XenVersion {
@@ -38,6 +40,8 @@ export const DOMAININFO = {
   offDomain: 0,
   offFlags: 4,
   offMaxVcpuId: 68,
+  offHandle: 76,
+  handleBytes: 16,
   offEmulationFlags: 104,
   DYING: 1 << 0,
   HVM_GUEST: 1 << 1,
@@ -74,6 +78,7 @@ export function decodeDomainInfo(b: Buffer): DomainInfo {
     type: !hvm ? 'pv' : (emu & DOMAININFO.EMU_PIC) !== 0 ? 'hvm' : 'pvh',
     dying: (flags & DOMAININFO.DYING) !== 0,
     vcpus: maxVcpuId === DOMAININFO.INVALID_MAX_VCPU_ID ? 0 : maxVcpuId + 1,
+    handle: b.toString('hex', DOMAININFO.offHandle, DOMAININFO.offHandle + DOMAININFO.handleBytes),
   };
 }
 

@@ -26,6 +26,7 @@ export class XenCallError extends Error {
   }
 }
 
+export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINVAL = 22;
 export const EAGAIN = 11;

@@ -18,7 +18,7 @@ import { openXenCtrl, type DomainInfo, type XenCtrlLib } from './ctrl.js';
 import { openDeviceModel, type DeviceModelLib } from './devicemodel.js';
 import { XenEventChannels } from './event-channels.js';
 import { openEvtchn, type EvtchnLib } from './evtchn.js';
-import { EINVAL, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
+import { EINVAL, ENOENT, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
 import { XenGuestMemory } from './guest-memory.js';
 import {
   HVM_IOREQSRV_BUFIOREQ_OFF,
@@ -29,6 +29,7 @@ import {
   openPrivcmd,
   type PrivcmdLib,
 } from './privcmd.js';
+import { processAlive, readServerRecord, recordPath, removeServerRecord, writeServerRecord } from './server-record.js';
 import { Teardown, type UndoStep } from './teardown.js';
 
 /** Where the Xen libraries come from: the real ones, or fakes in tests. */
@@ -40,6 +41,8 @@ export interface XenLibs {
   evtchn(): EvtchnLib;
   /** x86: interrupts are ISA IRQ lines; arm: SPIs (XEN_DMOP_set_irq_level). */
   readonly arch: 'x86' | 'arm';
+  /** Where the records of the ioreq servers xvgpu created live (server-record.ts). */
+  readonly stateDir: string;
 }
 
 export const realXenLibs: XenLibs = {
@@ -49,6 +52,7 @@ export const realXenLibs: XenLibs = {
   privcmd: openPrivcmd,
   evtchn: openEvtchn,
   arch: process.arch === 'arm64' ? 'arm' : 'x86',
+  stateDir: '/run/xvgpu',
 };
 
 /** DOMID_FIRST_RESERVED (public/xen.h): ids from here on are DOMID_SELF, DOMID_IO and friends. */
@@ -90,6 +94,9 @@ export class XenHypervisor implements HypervisorPort {
   readonly caps: HypervisorCaps;
   readonly vcpus: number;
   readonly domainType: DomainInfo['type'];
+  /** The server a killed predecessor left registered and this run destroyed (server-record.ts). */
+  reclaimedServer: number | undefined;
+  private readonly handle: string;
   private memory: XenGuestMemory | undefined;
 
   private constructor(
@@ -105,6 +112,7 @@ export class XenHypervisor implements HypervisorPort {
     this.caps = { retry };
     this.vcpus = info.vcpus;
     this.domainType = info.type;
+    this.handle = info.handle;
   }
 
   /** Everything up to (not including) the ioreq server; nothing stays open if it throws. */
@@ -132,13 +140,19 @@ export class XenHypervisor implements HypervisorPort {
 
   createIoreqServer(): IoreqServerHandle {
     const { dm, privcmd, domid } = this;
+    const dir = this.libs.stateDir;
     try {
+      this.reclaimPredecessorServer();
       const id = this.caps.retry
         ? privcmd.createIoreqServerFlagged(domid, HVM_IOREQSRV_BUFIOREQ_OFF, XEN_DMOP_IOREQ_SERVER_RETRY)
         : dm.createIoreqServer(domid, HVM_IOREQSRV_BUFIOREQ_OFF);
-      const destroyStep = this.teardown.push(`destroy ioreq server ${id}`, () => { dm.destroyIoreqServer(domid, id); });
+      const destroyStep = this.teardown.push(`destroy ioreq server ${id}`, () => {
+        ifServerExists(() => { dm.destroyIoreqServer(domid, id); });
+        removeServerRecord(dir, domid);
+      });
       let buffer: ArrayBuffer;
       try {
+        writeServerRecord(dir, { domid, handle: this.handle, server: id, pid: process.pid });
         buffer = privcmd.mapResource(domid, XENMEM_RESOURCE_IOREQ_SERVER, id, ioreqServerFrameIoreq(0), 1);
       } catch (e) {
         destroyStep.runNow();
@@ -152,6 +166,26 @@ export class XenHypervisor implements HypervisorPort {
     } catch (e) {
       throw explain(e, domid);
     }
+  }
+
+  /**
+   * Destroys the server a previous xvgpu created for this domain instance and could not destroy
+   * (killed), so it neither keeps claiming our ranges nor holds one of Xen's 8 server slots. A
+   * live predecessor is refused: two back-ends on one guest would fight over the same ranges.
+   */
+  private reclaimPredecessorServer(): void {
+    const dir = this.libs.stateDir;
+    const r = readServerRecord(dir, this.domid);
+    if (!r) return;
+    if (r.handle === this.handle) {
+      if (r.pid !== process.pid && processAlive(r.pid)) {
+        throw new XenDomainError(`domain ${this.domid} is already served by process ${r.pid} (ioreq server ${r.server}; record ${recordPath(dir, this.domid)})`);
+      }
+      ifServerExists(() => { this.dm.destroyIoreqServer(this.domid, r.server); });
+      this.reclaimedServer = r.server;
+    }
+    // A record of another instance of this domid: its servers died with it.
+    removeServerRecord(dir, this.domid);
   }
 
   openEventChannels(): EventChannels {
@@ -179,6 +213,14 @@ export class XenHypervisor implements HypervisorPort {
   }
 
   setIrqLevel(irq: number, level: boolean): void {
+    // Xen 4.17's XEN_DMOP_set_isa_irq_level does not check the domain has an emulated PIC: on a
+    // PVH domain it runs vpic_irq_positive_edge() over the never-initialised vpic[0] (is_master is
+    // 0, so it "asserts the slave line" in vpic[-1]), and walks backwards through struct
+    // hvm_domain, corrupting the hvm_irq pointer in front of vpic[] (seen in the Xen tier: a GPF in
+    // hvm_vcpu_has_pending_irq with that pointer's low byte |= 4 and its top byte cleared).
+    if (this.libs.arch === 'x86' && this.domainType !== 'hvm') {
+      throw new XenDomainError(`domain ${this.domid} is ${this.domainType.toUpperCase()}: it has no emulated PIC or IO-APIC, so it cannot be given an ISA interrupt (and Xen 4.17 corrupts its state if asked to)`);
+    }
     try {
       if (this.libs.arch === 'x86') this.dm.setIsaIrqLevel(this.domid, irq, level);
       else this.dm.setIrqLevel(this.domid, irq, level);
@@ -210,6 +252,21 @@ function queryDomain(libs: XenLibs, domid: number): { info: DomainInfo; maxGfn: 
   }
 }
 
+/**
+ * Runs a step that disables or destroys our ioreq server, unless the server is already gone: a
+ * domain being destroyed destroys its ioreq servers itself (ioreq_server_destroy_all(), from
+ * hvm_domain_relinquish_resources()), after which Xen answers ENOENT (the domain lingers, dying,
+ * while we still map its pages) or ESRCH (it is gone). Either way nothing of the server is left.
+ */
+function ifServerExists(step: () => void): void {
+  try {
+    step();
+  } catch (e) {
+    if (e instanceof XenCallError && (e.errno === ENOENT || e.errno === ESRCH)) return;
+    throw e;
+  }
+}
+
 class XenIoreqServer implements IoreqServerHandle {
   private destroyed = false;
 
@@ -230,7 +287,9 @@ class XenIoreqServer implements IoreqServerHandle {
   }
 
   setEnabled(enabled: boolean): void {
-    this.explained(() => { this.dm.setIoreqServerState(this.domid, this.id, enabled); });
+    const set = (): void => { this.dm.setIoreqServerState(this.domid, this.id, enabled); };
+    // Disabling a server the dying domain already destroyed leaves it disabled: nothing to do.
+    this.explained(enabled ? set : () => { ifServerExists(set); });
   }
 
   private explained(op: () => void): void {

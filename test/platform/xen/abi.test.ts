@@ -55,8 +55,9 @@ function layoutProgram(): string {
   return `${HEADERS}
 ${prototypeChecks(ALL_FUNCTIONS)}
 int main(void) {
-  printf("{\\"dominfo\\": [%zu,%zu,%zu,%zu,%zu],", sizeof(xc_domaininfo_t), offsetof(xc_domaininfo_t, domain), offsetof(xc_domaininfo_t, flags),
-    offsetof(xc_domaininfo_t, max_vcpu_id), offsetof(xc_domaininfo_t, arch_config.emulation_flags));
+  printf("{\\"dominfo\\": [%zu,%zu,%zu,%zu,%zu,%zu,%zu],", sizeof(xc_domaininfo_t), offsetof(xc_domaininfo_t, domain), offsetof(xc_domaininfo_t, flags),
+    offsetof(xc_domaininfo_t, max_vcpu_id), offsetof(xc_domaininfo_t, arch_config.emulation_flags), offsetof(xc_domaininfo_t, handle),
+    sizeof(((xc_domaininfo_t *)0)->handle));
   printf("\\"dominf\\": [%u,%u,%u,%u],", XEN_DOMINF_dying, XEN_DOMINF_hvm_guest, XEN_X86_EMU_PIC, XEN_INVALID_MAX_VCPU_ID);
   printf("\\"xenver\\": [%d,%d,%zu],", XENVER_version, XENVER_extraversion, sizeof(xen_extraversion_t));
   printf("\\"dmop\\": [%zu,%zu,%zu,%zu,%zu,%d],", sizeof(struct xen_dm_op), offsetof(struct xen_dm_op, u),
@@ -114,7 +115,7 @@ interface IoctlLayout {
 describe('Xen platform ABI against Debian headers', () => {
   it('every bound function has the prototype its table declares, and the structs and constants match libxen-dev', () => {
     const l = runC(layoutProgram(), '/usr/include/xendevicemodel.h', 'libxen-dev') as Layout;
-    expect(l.dominfo).toEqual([DOMAININFO.sizeof, DOMAININFO.offDomain, DOMAININFO.offFlags, DOMAININFO.offMaxVcpuId, DOMAININFO.offEmulationFlags]);
+    expect(l.dominfo).toEqual([DOMAININFO.sizeof, DOMAININFO.offDomain, DOMAININFO.offFlags, DOMAININFO.offMaxVcpuId, DOMAININFO.offEmulationFlags, DOMAININFO.offHandle, DOMAININFO.handleBytes]);
     expect(l.dominf).toEqual([DOMAININFO.DYING, DOMAININFO.HVM_GUEST, DOMAININFO.EMU_PIC, DOMAININFO.INVALID_MAX_VCPU_ID]);
     expect(l.xenver).toEqual([XENVER_VERSION, XENVER_EXTRAVERSION, XEN_EXTRAVERSION_LEN]);
     // struct xen_dm_op: op, pad, union at 8; create_ioreq_server: handle_bufioreq, pad[0] (the proposed flags byte), id.

@@ -8,7 +8,9 @@
  * - Every fallible call counts as one step; `failAt: k` makes step k throw (EIO), so a test can
  *   fail each step in turn. `live()` lists what is still open, created, mapped or bound.
  */
-import { ftruncateSync } from 'node:fs';
+import { ftruncateSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { native, EFD_NONBLOCK } from '../../../src/native/index.js';
 import type { DomainInfo, XenCtrlLib } from '../../../src/platform/xen/ctrl.js';
 import type { DeviceModelLib } from '../../../src/platform/xen/devicemodel.js';
@@ -28,9 +30,16 @@ export interface FakeXenOptions {
   /** The domain disappears at this step: every later DM op fails with ESRCH. */
   goneAt?: number;
   exists?: boolean;
+  /** The domain instance's handle (hex); a fresh FakeXen with another handle is a reused domid. */
+  handle?: string;
+  /** Shares the ioreq server records with another FakeXen (a restarted xvgpu). */
+  stateDir?: string;
+  /** A server left registered by a killed predecessor (it exists from the start). */
+  leftoverServer?: number;
 }
 
 const EIO = 5;
+const ENOENT = 2;
 const PAGE = 4096;
 const { PROT_READ, PROT_WRITE, MAP_SHARED } = native.mmapConstants;
 
@@ -52,12 +61,35 @@ export class FakeXen {
   private readonly pendingPorts: number[] = [];
   private evtchnFd = -1;
   private nextServer = 1;
+  private dying = false;
   private nextPort = 40;
   private notifyWaiters: (() => void)[] = [];
+
+  readonly stateDir: string;
 
   constructor(private readonly o: FakeXenOptions = {}) {
     this.domid = o.domid ?? 7;
     this.vcpus = o.vcpus ?? 2;
+    this.stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), 'fake-xen-state-'));
+    if (o.leftoverServer !== undefined) {
+      this.servers.set(o.leftoverServer, { enabled: true, ranges: [] });
+      this.nextServer = o.leftoverServer + 1;
+    }
+  }
+
+  /**
+   * `xl destroy` while served: Xen destroys the domain's ioreq servers (ioreq_server_destroy_all)
+   * and the domain lingers, dying, while our mappings hold its pages: DM ops on a server now fail
+   * with ENOENT.
+   */
+  destroyDomain(): void {
+    this.servers.clear();
+    this.dying = true;
+  }
+
+  /** The servers vanish from a live domain (nothing in Xen does that: an error must surface). */
+  forgetServers(): void {
+    this.servers.clear();
   }
 
   /** Steps taken so far (a run with failAt beyond this succeeded). */
@@ -82,6 +114,7 @@ export class FakeXen {
       privcmd: () => this.privcmd(),
       evtchn: () => this.evtchn(),
       arch: 'x86',
+      stateDir: this.stateDir,
     };
   }
 
@@ -108,6 +141,7 @@ export class FakeXen {
   dispose(): void {
     for (const b of this.guestMaps) native.munmap(b);
     this.guestMaps.length = 0;
+    if (this.o.stateDir === undefined) rmSync(this.stateDir, { recursive: true, force: true });
   }
 
   private step(name: string): void {
@@ -138,7 +172,7 @@ export class FakeXen {
       domainInfo: (domid) => {
         this.step('getdomaininfo');
         if (domid !== this.domid || this.o.exists === false) return undefined;
-        return { domid, type: this.o.type ?? 'pvh', dying: false, vcpus: this.vcpus };
+        return { domid, type: this.o.type ?? 'pvh', dying: false, vcpus: this.vcpus, handle: this.o.handle ?? 'feedface'.repeat(4) };
       },
       maximumGpfn: () => { this.step('maximum_gpfn'); return 0x3ffff; },
       close,
@@ -160,6 +194,7 @@ export class FakeXen {
       setIoreqServerState: (domid, id, enabled) => {
         this.dmStep(`set_ioreq_server_state ${enabled ? 1 : 0}`, domid);
         const s = this.servers.get(id);
+        if (!s && this.dying) throw new XenCallError('set_ioreq_server_state', ENOENT, 'No such file or directory');
         if (s) s.enabled = enabled;
         // Xen writes the vCPUs' ports into the ioreq page only on enable (ioreq_server_enable).
         const page = this.guestPages.get(id);
@@ -167,7 +202,8 @@ export class FakeXen {
       },
       destroyIoreqServer: (domid, id) => {
         this.calls.push(`destroy_ioreq_server ${id}`);
-        if (domid !== this.domid || !this.servers.delete(id)) throw new XenCallError('destroy_ioreq_server', ESRCH, 'no server');
+        if (domid !== this.domid) throw new XenCallError('destroy_ioreq_server', ESRCH, 'No such process');
+        if (!this.servers.delete(id)) throw new XenCallError('destroy_ioreq_server', this.dying ? ENOENT : EIO, 'no such server');
       },
       setIsaIrqLevel: (domid, irq, level) => { this.dmStep(`set_isa_irq_level ${irq} ${level ? 1 : 0}`, domid); },
       setIrqLevel: (domid) => { this.dmStep('set_irq_level', domid); },

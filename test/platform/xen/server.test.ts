@@ -14,6 +14,8 @@ import {
   STATE_IORESP_RETRY, emptyIoreq, type Ioreq,
 } from '../../../src/xen/abi/ioreq.js';
 import { FakeXen, type FakeXenOptions } from './fake-xen.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { recordPath, writeServerRecord, type ServerRecord } from '../../../src/platform/xen/server-record.js';
 
 const BASE = 0xfe00_0000;
 const fakes: FakeXen[] = [];
@@ -132,11 +134,61 @@ describe('Xen platform: the slot protocol through the waiter', () => {
     expect((await exchange(ext.fake, 0, { addr: BASE + 8 }, 2)).state).toBe(STATE_IORESP_RETRY);
   });
 
-  it('raises the ISA IRQ line through set_isa_irq_level', () => {
-    const { fake, hv } = serve();
+  it('raises an HVM guest\'s ISA IRQ line through set_isa_irq_level', () => {
+    const { fake, hv } = serve({ type: 'hvm' });
     hv.setIrqLevel(5, true);
     hv.setIrqLevel(5, false);
     expect(fake.calls.slice(-2)).toEqual(['set_isa_irq_level 5 1', 'set_isa_irq_level 5 0']);
+  });
+
+  // Regression (Xen tier, stock Xen 4.17): set_isa_irq_level on a PVH domain made Xen run its absent
+  // vPIC over struct hvm_domain, corrupting it (a Xen GPF in hvm_vcpu_has_pending_irq).
+  it('never asks Xen for an ISA IRQ on a PVH guest (no emulated PIC): a clear refusal instead', () => {
+    const { fake, hv } = serve({ type: 'pvh' });
+    const before = fake.calls.length;
+    expect(() => { hv.setIrqLevel(5, true); }).toThrow(XenDomainError);
+    expect(() => { hv.setIrqLevel(5, false); }).toThrow(/PVH: it has no emulated PIC/);
+    expect(fake.calls.slice(before)).toEqual([]);
+  });
+
+  // Xen tier scenario e: `xl destroy` of the guest while served made stop/close fail (ENOENT).
+  it('stops and closes cleanly after the guest was destroyed (Xen took the server with it)', async () => {
+    const { fake, hv, server } = serve();
+    fake.destroyDomain();
+    expect(() => { server.stop(); }).not.toThrow();
+    await expect(hv.close()).resolves.toBeUndefined();
+    expect(fake.live()).toEqual([]);
+  });
+
+  it('still reports a destroy Xen refuses for another reason', () => {
+    const { fake, server } = serve();
+    fake.forgetServers();
+    expect(() => { server.stop(); }).toThrow(/no such server/);
+  });
+
+  // Xen tier scenario d: after kill -9 Xen keeps the dead xvgpu's server, enabled, on our ranges.
+  it('a restarted xvgpu destroys the server its killed predecessor left, and only that one', async () => {
+    const first = serve();
+    const record = JSON.parse(readFileSync(recordPath(first.fake.stateDir, first.fake.domid), 'utf8')) as ServerRecord;
+    expect(record).toMatchObject({ domid: 7, server: 1, pid: process.pid });
+    const state = first.fake.stateDir;
+    const restarted = serve({ stateDir: state, leftoverServer: 1 });
+    expect(restarted.hv.reclaimedServer).toBe(1);
+    const calls = restarted.fake.calls;
+    expect(calls.indexOf('destroy_ioreq_server 1')).toBeGreaterThan(-1);
+    expect(calls.indexOf('destroy_ioreq_server 1')).toBeLessThan(calls.indexOf('create_ioreq_server bufioreq=0'));
+    await restarted.hv.close();
+    expect(existsSync(recordPath(state, 7))).toBe(false); // a clean stop leaves no record
+  });
+
+  it('leaves a record of another instance of the domid alone in Xen, and refuses a live predecessor', () => {
+    const first = serve();
+    const state = first.fake.stateDir;
+    const reused = serve({ stateDir: state, leftoverServer: 1, handle: 'ab'.repeat(16) });
+    expect(reused.hv.reclaimedServer).toBeUndefined();
+    expect(reused.fake.calls).not.toContain('destroy_ioreq_server 1');
+    writeServerRecord(state, { domid: 7, handle: 'ab'.repeat(16), server: 2, pid: process.ppid });
+    expect(() => serve({ stateDir: state, leftoverServer: 2, handle: 'ab'.repeat(16) })).toThrow(/already served by process/);
   });
 
   it('reads and writes guest RAM through cached foreign mappings, unmapped on close', async () => {
