@@ -181,10 +181,36 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, de
       domid: o.domid, mode, strategy: o.strategy, reclaimed_server: platform.hv.reclaimedServer ?? null, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
       bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
       helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
+      virtio: virtioSummary(backend),
     };
     process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed\n`);
     return 0;
   } finally {
     await platform.close();
   }
+}
+
+/** The virtio-gpu device's side of a run: commands and refusals, blobs, transport events. */
+export function virtioSummary(backend: Pick<Backend, 'gpuDevice' | 'transport'>): Record<string, unknown> | null {
+  const g = backend.gpuDevice?.counters;
+  const t = backend.transport?.counters;
+  if (!g || !t) return null;
+  return {
+    status: backend.transport?.deviceStatus ?? 0,
+    commands: g.commands,
+    errors: g.errors,
+    errors_by_type: g.errorsByType,
+    blobs_created: g.blobsCreated,
+    blobs_mapped: g.blobsMapped,
+    blobs_unmapped: g.blobsUnmapped,
+    fences: g.fences,
+    register_reads: t.reads,
+    register_writes: t.writes,
+    notifies: t.notifies,
+    interrupts_raised: t.interruptsRaised,
+    bad_register_accesses: t.badAccesses,
+    unknown_registers: t.unknownRegisters,
+    resets: t.resets,
+    needs_reset: t.needsReset,
+  };
 }

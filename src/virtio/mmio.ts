@@ -30,13 +30,16 @@ export interface TransportCounters {
   badAccesses: number;
   resets: number;
   needsReset: number;
+  /** Times the interrupt line went from low to high (what an edge-sensitive PIRQ delivers). */
+  interruptsRaised: number;
 }
 
 const LOW = 0xffff_ffffn;
 
 export class VirtioMmio implements IoRegion {
   readonly end: number;
-  readonly counters: TransportCounters = { reads: 0, writes: 0, notifies: 0, unknownRegisters: 0, badAccesses: 0, resets: 0, needsReset: 0 };
+  readonly counters: TransportCounters = { reads: 0, writes: 0, notifies: 0, unknownRegisters: 0, badAccesses: 0, resets: 0, needsReset: 0, interruptsRaised: 0 };
+  private lineHigh = false;
   private status = 0;
   private interruptStatus = 0;
   private configGeneration = 0;
@@ -243,12 +246,12 @@ export class VirtioMmio implements IoRegion {
     const queue = this.queues[q];
     if (!queue || !queue.needsInterrupt(this.mem)) return;
     this.interruptStatus |= INT_VRING;
-    this.irq.set(true);
+    this.setLine(true);
   }
 
   private ackInterrupt(v: number): void {
     this.interruptStatus &= ~v;
-    if (this.interruptStatus === 0) this.irq.set(false);
+    if (this.interruptStatus === 0) this.setLine(false);
   }
 
   /** DEVICE_NEEDS_RESET: stop touching the rings and tell the driver with a config interrupt. */
@@ -258,7 +261,7 @@ export class VirtioMmio implements IoRegion {
     this.status |= STATUS.DEVICE_NEEDS_RESET;
     this.interruptStatus |= INT_CONFIG;
     this.configGeneration++;
-    this.irq.set(true);
+    this.setLine(true);
   }
 
   private reset(): void {
@@ -269,6 +272,13 @@ export class VirtioMmio implements IoRegion {
     this.driverFeatures = 0n;
     this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = this.shmSel = 0;
     for (const q of this.queues) q.reset();
-    this.irq.set(false);
+    this.setLine(false);
+  }
+
+  /** The line is level-triggered: every change is passed on; a rise is counted. */
+  private setLine(level: boolean): void {
+    if (level && !this.lineHigh) this.counters.interruptsRaised++;
+    this.lineHigh = level;
+    this.irq.set(level);
   }
 }

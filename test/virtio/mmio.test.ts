@@ -98,6 +98,22 @@ describe('virtio-mmio transport', () => {
     expect(r.irq()).toBe(false);
   });
 
+  it('counts rises of the interrupt line, not completions while it is already high', () => {
+    const r = rig();
+    const q = bringUp(r);
+    q.add(Uint8Array.of(1), 4);
+    r.wr(REG.QueueNotify, 0);
+    q.add(Uint8Array.of(2), 4);
+    r.wr(REG.QueueNotify, 0); // not acknowledged yet: the line stays high, no new rise
+    expect(q.takeUsed()).toHaveLength(2);
+    expect(r.t.counters.interruptsRaised).toBe(1);
+    r.wr(REG.InterruptACK, 1);
+    q.add(Uint8Array.of(3), 4);
+    r.wr(REG.QueueNotify, 0);
+    expect(r.irq()).toBe(true);
+    expect(r.t.counters.interruptsRaised).toBe(2);
+  });
+
   it('refuses FEATURES_OK when the driver acknowledges a feature that was not offered, or lacks VERSION_1', () => {
     const r = rig();
     r.wr(REG.DriverFeaturesSel, 0);

@@ -38,6 +38,8 @@ done
 mkdir -p "$root/xt/guest"
 cp "/boot/vmlinuz-$krel" "$root/xt/guest/vmlinuz"
 "$XT_DIR/guest/build.sh" "$krel" "$root/xt/guest"
+# The HVM guest (initramfs with the virtio-gpu driver modules, the SSDT) only when a scenario needs it.
+case " ${scenarios//,/ } " in *" hvm-virtio-gpu "*) "$XT_DIR/guest/build-hvm.sh" "$krel" "$root/xt/guest" ;; esac
 printf '%s\n' "${scenarios//,/ }" > "$root/xt/scenarios.list"
 echo "$timeout" > "$root/xt/timeout"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"

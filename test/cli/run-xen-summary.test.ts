@@ -1,0 +1,33 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { virtioSummary } from '../../src/cli/run-xen.js';
+import { STATUS } from '../../src/virtio/constants.js';
+import { gpuRig, type GpuRig } from '../support/gpu.js';
+
+let rig: GpuRig | undefined;
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+});
+
+describe('xvgpu run --platform xen: the virtio section of the exit summary', () => {
+  it('reports what the device did for a driver: commands, refusals, blobs, notifies, interrupts, status', () => {
+    rig = gpuRig();
+    rig.guest.probe();
+    rig.guest.checkCapset();
+    rig.guest.createContext(1);
+    rig.guest.createBlob(1, 1, 0, 16384);
+    rig.guest.mapBlob(1, 0);
+    const before = virtioSummary(rig.backend);
+    expect(rig.raw(new Uint8Array(24).fill(0xee))).not.toBe(0); // an unknown command: refused
+    const s = virtioSummary(rig.backend);
+    expect(s).toMatchObject({ blobs_created: 1, blobs_mapped: 1, errors: 1, errors_by_type: { ERR_UNSPEC: 1 }, needs_reset: 0 });
+    expect((s?.status as number) & STATUS.DRIVER_OK).toBe(STATUS.DRIVER_OK);
+    expect(s?.commands).toBe((before?.commands as number) + 1);
+    expect(s?.notifies).toBeGreaterThanOrEqual(s?.commands as number);
+    expect(s?.interrupts_raised).toBeGreaterThan(0);
+  });
+
+  it('is null when no virtio-gpu device is attached', () => {
+    expect(virtioSummary({ gpuDevice: undefined, transport: undefined })).toBeNull();
+  });
+});
