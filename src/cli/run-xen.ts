@@ -83,25 +83,30 @@ function failRequired(name: string): never {
   throw new UsageError(`--${name} is required with --platform xen`, 'run');
 }
 
-/** Serves the guest until `signal` aborts; returns the exit status. */
-export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal): Promise<number> {
+/**
+ * Serves the guest until `signal` aborts, then takes no new ioreqs, answers those in flight, revokes
+ * every mapping and destroys the ioreq server; returns the exit status (1 if a page stayed mapped).
+ */
+export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, onBackend?: (b: Backend) => void): Promise<number> {
   const platform = openXenPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}) });
   try {
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
     const policy = { ...DEFAULT_POLICY, mode, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, o.irq);
+    onBackend?.(backend);
     backend.start();
     log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode }, 'serving');
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => { resolve(); }, { once: true });
     });
-    backend.server.stop();
+    await backend.server.quiesce();
+    const mappedAfterStop = backend.stop();
     const c = backend.server.counters;
-    const summary = { domid: o.domid, mode, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed };
-    process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed\n`);
-    return 0;
+    const summary = { domid: o.domid, mode, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed, mapped_after_stop: mappedAfterStop };
+    process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed; ${mappedAfterStop === 0 ? 'every mapping revoked' : `${mappedAfterStop} pages still mapped`}\n`);
+    return mappedAfterStop === 0 ? 0 : 1;
   } finally {
     await platform.close();
   }
