@@ -20,6 +20,14 @@ const size = z.union([nonNegInt, z.string().regex(/^\d+[KMG]?$/i, 'a size: digit
 /** Addresses and frame numbers: a number, or a decimal or 0x-hex string (JSON numbers lose precision past 2^53). */
 const address = z.union([nonNegInt, z.string().regex(/^(0x[0-9a-f]+|\d+)$/i, 'decimal digits or 0x-prefixed hex')]);
 const seconds = z.number().positive();
+
+/** The byte count of a valid `size`. */
+function sizeBytes(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[v.replace(/^\d+/, '').toUpperCase()] ?? NaN;
+  return Number.parseInt(v, 10) * unit;
+}
+const pageMultiple = size.refine((v) => { const n = sizeBytes(v); return n > 0 && n % 4096 === 0; }, 'a non-zero multiple of 4096 bytes');
 const path = z.string().min(1);
 
 /** Every `xvgpu run` option but --config and --help, by its long name. */
@@ -35,7 +43,7 @@ export const serviceConfigSchema = z.strictObject({
   'fault-around': z.number().int().min(1).max(512).refine((n) => (n & (n - 1)) === 0, 'a power of two').optional(),
   'no-huge': z.boolean().optional(),
   blobs: z.number().int().min(1).max(256).optional(),
-  'blob-size': size.optional(),
+  'blob-size': pageMultiple.optional(),
   seed: z.number().int().min(0).max(2 ** 31).optional(),
   pin: z.enum(['auto', 'none']).optional(),
   'stock-xen': z.boolean().optional(),
@@ -44,9 +52,9 @@ export const serviceConfigSchema = z.strictObject({
   // --platform xen
   domid: z.number().int().min(1).max(0x7fef).optional(),
   'bar-gfn': address.optional(),
-  'bar-size': size.optional(),
+  'bar-size': pageMultiple.optional(),
   'mmio-base': address.optional(),
-  irq: z.number().int().min(1).max(15).optional(),
+  irq: z.number().int().min(1).max(15).refine((n) => n !== 2, 'IRQ 2 is the PIC cascade').optional(),
   // the service options (src/service/options.ts)
   metrics: z.string().min(1).optional(),
   'metrics-allow-remote': z.boolean().optional(),
@@ -138,7 +146,9 @@ export function semanticProblems(c: ServiceConfig, check: (argv: string[]) => vo
       message = (e as Error).message;
     }
     const key = /--([a-z][a-z-]*)/.exec(message)?.[1];
-    if (key === undefined || reported.has(key)) {
+    // A message about a key already dropped is a consequence (it is now missing): stop there.
+    if (key !== undefined && reported.has(key)) return problems;
+    if (key === undefined) {
       problems.push({ path: '$', message });
       return problems;
     }

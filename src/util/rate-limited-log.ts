@@ -42,11 +42,6 @@ export class RateLimitedLog {
     } else this.log.warn({ ...fields, kind: key }, msg);
   }
 
-  /** Logs every count still pending (at shutdown) and stops the timers. */
-  flush(): void {
-    for (const [key, b] of this.buckets) if (b.suppressed > 0) this.reportSuppressed(key, b);
-  }
-
   private refill(key: string): Bucket {
     const now = this.now();
     let b = this.buckets.get(key);
