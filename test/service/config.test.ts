@@ -96,7 +96,7 @@ const validConfig: fc.Arbitrary<ServiceConfig> = fc.record(
     'shutdown-timeout': fc.double({ min: 0.001, max: 3600, noNaN: true }),
   },
   { requiredKeys: [] },
-) as fc.Arbitrary<ServiceConfig>;
+);
 
 describe('service config decoder (properties)', () => {
   const cases = Number(process.env.XVGPU_FUZZ_CASES ?? 500);
