@@ -20,6 +20,7 @@ if [ -x /xvgpu/run-in-vm.sh ]; then
   echo "xvgpu-vm: typescript tier"
   /xvgpu/run-in-vm.sh memfd || status=1
   /xvgpu/run-in-vm.sh drm || status=1
+  /xvgpu/run-in-vm.sh service || status=1
   # The C selftest ran its own fault injection (the skip_revoke fixture reloads the module with
   # test_skip_revoke=1, then restores it). This one is the TypeScript side's: the module is reloaded
   # with revocation off right here, so nothing in between can restore it.

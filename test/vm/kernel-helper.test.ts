@@ -6,7 +6,8 @@
  *  2. the TypeScript back-end against the real module (`xvgpu run --platform linux`), the soft p2m
  *     as the guest p2m: on memfd BOs whose frames are freed and replaced on eviction, on vgem BOs
  *     through EVICT, and on memfd again with the helper loaded `test_skip_revoke=1`, where the
- *     TypeScript side must report stale accesses.
+ *     TypeScript side must report stale accesses; and as a service: SIGTERM under load (every
+ *     mapping revoked, exit 0) and kill -9 under load (the module's release() empties the p2m).
  * Needs qemu-system-x86, linux-image-amd64, linux-headers-amd64, busybox-static, cpio, kmod
  * (.ci/run installs them); without them it fails, it does not skip.
  */
@@ -61,6 +62,22 @@ describe('kernel helper in a VM (Debian kernel, vgem)', () => {
     expect(s.stale_accesses).toBeNull();
     expect(s.null_reasons.stale_accesses).toMatch(/keep their frames/);
     expect(s.moved_frames).toBeNull();
+  });
+
+  it('stops as a service on SIGTERM under load with every mapping revoked, and a kill -9 leaves the soft p2m empty', () => {
+    const line = (c: string) => {
+      const m = new RegExp(`^xvgpu-vm: service ${c} (.*)$`, 'm').exec(out);
+      expect(m, out).not.toBeNull();
+      return Object.fromEntries([...(m?.[1] ?? '').matchAll(/(\w+)=(\w+)/g)].map((x) => [x[1], x[2]]));
+    };
+    const term = line('sigterm');
+    // Entries were mapped while it ran; after the signal the back-end revoked them all and exited 0.
+    expect(Number(term.soft_mapped_during)).toBeGreaterThan(0);
+    expect(term).toMatchObject({ status: '0', mapped_after_stop: '0', soft_mapped_after: '0' });
+    const kill = line('kill9');
+    expect(Number(kill.soft_mapped_during)).toBeGreaterThan(0);
+    // SIGKILL: no teardown ran; the module's release() (fd close at exit) removed every entry.
+    expect(kill).toMatchObject({ status: '137', soft_mapped_after: '0' });
   });
 
   it('reports stale accesses from the TypeScript side when the helper does not revoke (test_skip_revoke=1)', () => {
