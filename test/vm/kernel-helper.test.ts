@@ -65,10 +65,10 @@ describe('kernel helper in a VM (Debian kernel, vgem)', () => {
   });
 
   it('stops as a service on SIGTERM under load with every mapping revoked, and a kill -9 leaves the soft p2m empty', () => {
-    const line = (c: string) => {
+    const line = (c: string): Record<string, string> => {
       const m = new RegExp(`^xvgpu-vm: service ${c} (.*)$`, 'm').exec(out);
       expect(m, out).not.toBeNull();
-      return Object.fromEntries([...(m?.[1] ?? '').matchAll(/(\w+)=(\w+)/g)].map((x) => [x[1], x[2]]));
+      return Object.fromEntries([...(m?.[1] ?? '').matchAll(/(\w+)=(\w+)/g)].map((x) => [x[1] ?? '', x[2] ?? '']));
     };
     const term = line('sigterm');
     // Entries were mapped while it ran; after the signal the back-end revoked them all and exited 0.
