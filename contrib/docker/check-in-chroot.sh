@@ -47,7 +47,7 @@ done < <(stage build)
 
 node_bin=$(command -v node)
 npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
-key=$(printf '%s\n' "$(debootstrap --version)" "$mirror" "$(node --version)" "$(sed -n '/^# ROOTFS-RECIPE/,/^# END-RECIPE/p' "$0")" | sha256sum | cut -c1-16)
+key=$(printf '%s\n' "$(debootstrap --version)" "$mirror" "$(node --version)" "$(sed -n '/^ *# ROOTFS-RECIPE$/,/^ *# END-RECIPE$/p' "$0")" | sha256sum | cut -c1-16)
 cache=${XVGPU_CACHE:-$HOME/.cache/xvgpu}/docker-rootfs
 mkdir -p "$cache" "$root"
 if [ ! -f "$cache/$key.tar" ]; then
