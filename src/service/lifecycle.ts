@@ -12,7 +12,6 @@
 import type { Logger } from 'pino';
 import type { Backend } from '../backend.js';
 import { createServiceLog, guestLogger, type ServiceLog } from './logging.js';
-import { createMetricsRegistry, serveMetrics } from './metrics.js';
 import type { ServiceArgs } from './options.js';
 
 /** Exit status when a second signal cuts the shutdown short (128 + SIGINT, as the CLI did before). */
@@ -45,7 +44,9 @@ export async function startService(s: ServiceArgs, level: string, domid: number,
   const logs = createServiceLog({ level, file: s.logFile, format: s.logFormat }, hooks.stderrIsTTY);
   const log = guestLogger(logs.log, domid);
   let backend: Backend | undefined;
-  const metrics = s.metrics === undefined ? undefined : await serveMetrics(createMetricsRegistry(() => backend, domid), s.metrics);
+  // prom-client loads only when metrics are asked for: it is most of the start-up time otherwise.
+  const m = s.metrics === undefined ? undefined : await import('./metrics.js');
+  const metrics = m && s.metrics ? await m.serveMetrics(m.createMetricsRegistry(() => backend, domid), s.metrics) : undefined;
   if (metrics) log.info({ address: s.metrics?.host, port: metrics.port }, 'metrics at /metrics');
   const signals = installSignals(log, logs, s.shutdownTimeoutS, hooks.exit);
   return {

@@ -4,7 +4,7 @@
  * so logrotate can move the old file away. Writes are synchronous: a line is on disk before a crash.
  */
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 
 export interface LogOptions {
   readonly level: string;
@@ -27,13 +27,18 @@ export function logFormat(o: LogOptions, stderrIsTTY: boolean): 'json' | 'pretty
 
 export function createServiceLog(o: LogOptions, stderrIsTTY = process.stderr.isTTY): ServiceLog {
   const dest: ReturnType<typeof pino.destination> = o.file === undefined ? pino.destination({ dest: 2, sync: true }) : pino.destination({ dest: o.file, append: true, sync: true, mkdir: true });
-  const stream = logFormat(o, stderrIsTTY) === 'pretty' ? pretty({ destination: dest, colorize: o.file === undefined && stderrIsTTY, sync: true }) : dest;
+  const stream = logFormat(o, stderrIsTTY) === 'pretty' ? loadPretty()({ destination: dest, colorize: o.file === undefined && stderrIsTTY, sync: true }) : dest;
   const log = pino({ name: 'xvgpu', level: o.level }, stream);
   return {
     log,
     reopen: () => { if (o.file !== undefined) dest.reopen(); },
     flush: () => { dest.flushSync(); },
   };
+}
+
+/** pino-pretty, loaded only for a terminal (it is a large module tree). */
+function loadPretty(): typeof import('pino-pretty') {
+  return createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
 }
 
 /** The logger of one guest's back-end: every line carries its domid. */
