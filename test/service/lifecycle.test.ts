@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { EXIT_DEADLINE, startService } from '../../src/service/lifecycle.js';
 import { isLoopback, parseListen } from '../../src/service/options.js';
 import { histogramSamples } from '../../src/service/metrics.js';
+import { logFormat } from '../../src/service/logging.js';
 import { latencyHistogram, record } from '../../src/telemetry/histogram.js';
 
 describe('service lifecycle', () => {
@@ -60,5 +61,14 @@ describe('histogram samples', () => {
     expect(bucket('+Inf')).toBe(5);
     const sum = s.find((v) => 'metricName' in v && v.metricName === 'x_sum')?.value ?? 0;
     expect(sum).toBeCloseTo(30, 1); // HdrHistogram keeps 3 significant digits
+  });
+});
+
+describe('log format', () => {
+  it('is pretty only on a terminal with no log file, unless asked', () => {
+    expect(logFormat({ level: 'info', file: undefined, format: undefined }, true)).toBe('pretty');
+    expect(logFormat({ level: 'info', file: undefined, format: undefined }, false)).toBe('json');
+    expect(logFormat({ level: 'info', file: '/var/log/x.log', format: undefined }, true)).toBe('json');
+    expect(logFormat({ level: 'info', file: undefined, format: 'json' }, true)).toBe('json');
   });
 });
