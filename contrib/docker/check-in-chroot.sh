@@ -63,6 +63,7 @@ if [ ! -f "$cache/$key.tar" ]; then
   rm -rf "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/*
   # END-RECIPE
   tar -C "$root" -cf "$cache/$key.tar.tmp" . && mv "$cache/$key.tar.tmp" "$cache/$key.tar"
+  find "$cache" -maxdepth 1 -name '*.tar' ! -name "$key.tar" -delete # roots of older inputs
 else
   echo "== runtime root: cached $key"
   tar -C "$root" -xf "$cache/$key.tar"
