@@ -27,6 +27,23 @@ static ulong test_fail_unmap_at;
 module_param(test_fail_unmap_at, ulong, 0444);
 MODULE_PARM_DESC(test_fail_unmap_at, "TEST ONLY: soft p2m refuses to remove window page N-1 (0 = off)");
 
+/*
+ * Entries present in every soft p2m of the module, read-only at
+ * /sys/module/xvgpu_helper/parameters/soft_mapped: the VM tier reads it after a back-end was stopped
+ * or killed to show that release() left nothing mapped. fini() does not subtract what it frees, so
+ * an entry a teardown failed to remove stays counted.
+ */
+static atomic_long_t soft_mapped = ATOMIC_LONG_INIT(0);
+
+static int soft_mapped_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&soft_mapped));
+}
+
+static const struct kernel_param_ops soft_mapped_ops = { .get = soft_mapped_get };
+module_param_cb(soft_mapped, &soft_mapped_ops, NULL, 0444);
+MODULE_PARM_DESC(soft_mapped, "entries present in all soft p2m tables (read-only)");
+
 struct xh_soft {
 	unsigned long *pfn1;     /* per window page: PFN + 1, 0 = not present */
 	unsigned long *writable; /* per window page: the guest may write through the entry */
@@ -74,6 +91,8 @@ static int soft_map(struct xh_ctx *ctx, struct xh_range *r, u64 gfn, unsigned lo
 	unsigned long i, stop = injected_failure(READ_ONCE(test_fail_map_at), w, n);
 
 	for (i = 0; i < stop; i++) {
+		if (!s->pfn1[w + i])
+			atomic_long_inc(&soft_mapped);
 		WRITE_ONCE(s->pfn1[w + i], pfn + i + 1);
 		if (writable)
 			set_bit(w + i, s->writable);
@@ -92,6 +111,8 @@ static int soft_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n)
 	unsigned long i, stop = injected_failure(READ_ONCE(test_fail_unmap_at), w, n);
 
 	for (i = 0; i < stop; i++) {
+		if (s->pfn1[w + i])
+			atomic_long_dec(&soft_mapped);
 		WRITE_ONCE(s->pfn1[w + i], 0);
 		clear_bit(w + i, s->writable);
 	}

@@ -145,12 +145,28 @@ export class Backend {
     return [...this.blobs.values()].map((b) => b.bo);
   }
 
-  stop(): void {
+  /**
+   * Revokes every mapping (each blob is unmapped and destroyed), destroys the ioreq server and closes
+   * the helper. Returns the BAR pages the helper still had mapped after the revocations (its QUERY,
+   * just before close): 0 unless a revocation was lost. The helper's close revokes those too.
+   */
+  stop(): number {
     this.gpuDevice?.reset();
-    for (const id of [...this.blobs.keys()]) this.destroyBlob(id);
-    this.server.stop();
-    this.ports.helper.close();
-    this.log.info('back-end stopped');
+    try {
+      for (const id of [...this.blobs.keys()]) this.destroyBlob(id);
+      this.server.stop();
+      const left = this.mappedPages();
+      if (left > 0) this.log.error({ pages: left }, 'pages still mapped after every blob was revoked; the helper close revokes them');
+      this.log.info({ mappedAfterRevoke: left }, 'back-end stopped');
+      return left;
+    } finally {
+      this.ports.helper.close();
+    }
+  }
+
+  /** BAR pages mapped in the guest p2m now, as the helper reports them. */
+  mappedPages(): number {
+    return this.ports.helper.query(this.opts.barBase / 4096, this.opts.barPages).reduce((n, r) => n + r.pages, 0);
   }
 
   /** String-request emulation reaches a blob's bytes through our own CPU mapping of its BO. */

@@ -24,6 +24,7 @@ if [ -x /xvgpu/run-in-vm.sh ]; then
   # Captured, then echoed whole (as run-in-vm.sh does): the line must not interleave with the console.
   out=$(cd /tmp && HOME=/tmp /usr/bin/node /xvgpu/privsep-check.mjs 2>&1) || { echo "xvgpu-vm: privsep-check failed"; status=1; }
   echo "$out"
+  /xvgpu/run-in-vm.sh service || status=1
   # The C selftest ran its own fault injection (the skip_revoke fixture reloads the module with
   # test_skip_revoke=1, then restores it). This one is the TypeScript side's: the module is reloaded
   # with revocation off right here, so nothing in between can restore it.

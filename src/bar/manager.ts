@@ -59,6 +59,8 @@ export interface BarCounters {
   holes: number;
   rejected: number;
   installedPages: number;
+  /** Map calls that installed at least one page (a fault's run, or a chunk of an eager placement). */
+  mapRuns: number;
   hugeMaps: number;
   collisions: number;
   invalidations: number;
@@ -92,7 +94,7 @@ export class BarManager implements IoRegion {
   readonly start: number;
   readonly end: number;
   readonly counters: BarCounters = {
-    faults: 0, retries: 0, emulated: 0, forwardProgress: 0, holes: 0, rejected: 0, installedPages: 0, hugeMaps: 0,
+    faults: 0, retries: 0, emulated: 0, forwardProgress: 0, holes: 0, rejected: 0, installedPages: 0, mapRuns: 0, hugeMaps: 0,
     collisions: 0, invalidations: 0, revokes: 0, revokedPages: 0, residentPages: 0, strings: 0, stringRedos: 0,
     eventsLost: 0, helperFatal: 0,
   };
@@ -101,6 +103,8 @@ export class BarManager implements IoRegion {
   readonly revokeNs: Histogram = latencyHistogram();
   /** Revoke done → event seen here. */
   readonly revokeEventNs: Histogram = latencyHistogram();
+  /** BAR ioreqs (faults, holes, emulations): slot taken → answer published, filed by the server. */
+  readonly serviceNs: Histogram = latencyHistogram();
   private readonly firstGfn: number;
   private readonly hugeOk: boolean;
   /** Per BAR page: the interval seq the current mapping was validated at, -1 when unmapped. */
@@ -261,6 +265,7 @@ export class BarManager implements IoRegion {
       const n = Math.min(HUGE, pl.firstPage + pl.pages - p);
       const r = await this.helper.map({ range: pl.range, gfn: this.firstGfn + p, pageInRange: pl.pageInRange + (p - pl.firstPage), pages: n, tryHuge: this.hugeOk && p % HUGE === 0 && n === HUGE });
       this.counters.installedPages += r.installed;
+      if (r.installed > 0) this.counters.mapRuns++;
       if (r.huge) this.counters.hugeMaps++;
       this.noteMapped(r);
     }
@@ -306,7 +311,10 @@ export class BarManager implements IoRegion {
     this.counters.installedPages += r.installed;
     this.counters.collisions += r.collisions;
     if (r.huge) this.counters.hugeMaps++;
-    if (r.installed > 0) this.noteMapped(r);
+    if (r.installed > 0) {
+      this.counters.mapRuns++;
+      this.noteMapped(r);
+    }
     if (emulate) {
       this.counters.emulated++;
       // A forced emulation keeps the streak: the same instruction may still send more ioreqs for this

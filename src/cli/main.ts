@@ -2,6 +2,8 @@
 /** The `xvgpu` command: dispatches to sub-commands; bad usage is one line on stderr and exit 2. */
 import { UsageError } from './args.js';
 import { SUITE_HELP, benchCommand } from './bench.js';
+import { CONFIG_HELP, configCommand } from './config.js';
+import { ConfigFileError } from '../service/config.js';
 import { FLEET_HELP, fleetCommand } from './fleet.js';
 import { RUN_HELP, runCommand } from './run.js';
 import { XEN_INFO_HELP, xenInfoCommand } from './xen-info.js';
@@ -14,12 +16,13 @@ Commands:
   bench     the benchmark suite and report ('xvgpu bench floor': the transport floor alone)
   xen-info  what this Xen host offers xvgpu (version, domctl interface, extension, kernel helper)
   fleet     benchmark campaigns across many hosts, queued in Redis (worker, submit, status, results)
+  config    'xvgpu config check FILE': validate a service config file (run --config FILE)
   help      show this help, or 'xvgpu help <command>'
 
 Run 'xvgpu <command> --help' for a command's options.
 `;
 
-const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP, 'xen-info': XEN_INFO_HELP, fleet: FLEET_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, bench: SUITE_HELP, 'xen-info': XEN_INFO_HELP, fleet: FLEET_HELP, config: CONFIG_HELP };
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return xenInfoCommand(rest);
     case 'fleet':
       return fleetCommand(rest);
+    case 'config':
+      return configCommand(rest);
     default:
       throw new UsageError(`unknown command '${cmd}'`, '');
   }
@@ -48,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
-    if (e instanceof UsageError || e instanceof ConfigError) {
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof ConfigFileError) {
       const hint = e instanceof UsageError ? ` (see 'xvgpu ${e.command ? `${e.command} ` : ''}--help')` : '';
       process.stderr.write(`xvgpu: ${e.message}${hint}\n`);
       process.exitCode = 2;

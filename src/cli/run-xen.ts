@@ -119,48 +119,8 @@ function failRequired(name: string): never {
 }
 
 /**
- * The device's ISA IRQ for this guest: an HVM guest needs one; a PVH guest has no emulated PIC or
- * IO-APIC, so none can be given (XenHypervisor.setIrqLevel says why it is refused).
- */
-export function interruptFor(type: DomainType, irq: number | undefined): number | undefined {
-  if (type === 'hvm' && irq === undefined) throw new ConfigError('--irq is required for an HVM guest');
-  if (type !== 'hvm' && irq !== undefined) throw new ConfigError(`--irq given for a ${type.toUpperCase()} guest: it has no emulated interrupt controller (drop --irq; the guest's driver polls)`);
-  return irq;
-}
-
-/** What runXen opens and how it confines itself: the real ones, or fakes in tests. */
-export interface XenRunDeps {
-  openPlatform(o: XenPlatformOptions): XenRunPlatform;
-  dropPrivileges(target: RunAs): void;
-  auditHandles(domid: number, helperFds: ReadonlySet<number>): void;
-}
-
-export const realXenRunDeps: XenRunDeps = {
-  openPlatform: openXenPlatform,
-  dropPrivileges: (target) => { dropPrivileges(target); },
-  auditHandles: (domid, helperFds) => { auditXenHandles(domid, helperFds); },
-};
-
-/**
- * QEMU's way: every handle is open and restricted by now (open() and start() restrict each one as
- * it opens, the helper fd is bound to the window), so drop to the --run-as user and prove that
- * what is left is confined to the guest. Nothing later opens a device: guest frames, DM ops, event
- * channel notifies and helper ioctls all go through the fds held here.
- */
-function confine(o: XenRunArgs, platform: XenRunPlatform, deps: XenRunDeps, log: Logger): void {
-  if (!o.runAs) return;
-  deps.dropPrivileges(o.runAs);
-  deps.auditHandles(o.domid, new Set([platform.helperFd]));
-  log.info({ user: o.runAs.spec, uid: o.runAs.uid, gid: o.runAs.gid, domid: o.domid }, 'privileges dropped; every Xen handle is confined to the guest');
-}
-
-/**
- * Serves the guest until `signal` aborts; returns the exit status. Order: open (each handle
- * restricted as it opens) → bind and start → drop privileges → serve. A failure at any step closes
- * everything opened before it (the platform's teardown runs in `finally`).
- */
-export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, deps: XenRunDeps = realXenRunDeps): Promise<number> {
-  const platform = deps.openPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
+    backend.attachVirtioGpu(o.mmioBase, interruptFor(platform.hv.domainType, o.irq));
+    onBackend?.(backend);
   try {
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
     const policy = { ...DEFAULT_POLICY, mode, strategy: o.strategy, faultAround: o.faultAround, hugePages: o.hugePages };
@@ -173,7 +133,8 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, de
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => { resolve(); }, { once: true });
     });
-    backend.server.stop();
+    await backend.server.quiesce();
+    const mappedAfterStop = backend.stop();
     const c = backend.server.counters;
     const b = backend.bar.counters;
     const h = platform.ports.helper.stats();
@@ -182,9 +143,10 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, de
       bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
       helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
       virtio: virtioSummary(backend),
+      mapped_after_stop: mappedAfterStop,
     };
-    process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed\n`);
-    return 0;
+    process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed; ${mappedAfterStop === 0 ? 'every mapping revoked' : `${mappedAfterStop} pages still mapped`}\n`);
+    return mappedAfterStop === 0 ? 0 : 1;
   } finally {
     await platform.close();
   }

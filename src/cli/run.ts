@@ -4,7 +4,9 @@ import { SIMULATED } from '../session/platforms.js';
 import { formatSummary, runPassed, runSimulation, simMachine, type Progress, type SimRunOptions } from '../session/simulation.js';
 import { PAGE_SIZE, validateMachineConfig } from '../platform/sim/machine.js';
 import { formatNs } from '../telemetry/histogram.js';
-import { createLogger } from '../telemetry/log.js';
+import { configToArgv, loadConfig } from '../service/config.js';
+import { startService } from '../service/lifecycle.js';
+import { SERVICE_HELP, SERVICE_OPTIONS, parseServiceArgs, type ServiceArgs } from '../service/options.js';
 import { UsageError, choiceOption, intOption, numberOption, parse, sizeOption, type Options } from './args.js';
 import { XEN_RUN_HELP, XEN_RUN_OPTIONS, parseXenRunArgs, runXen, type XenRunArgs } from './run-xen.js';
 
@@ -56,7 +58,7 @@ Options:
   --log-level LEVEL       pino level for stderr logs (default warn)
   -h, --help              show this help
 
-${XEN_RUN_HELP.trimStart()}
+${XEN_RUN_HELP.trimStart()}${SERVICE_HELP}
 What is real and what is simulated:
   sim:
 ${wrap(SIMULATED.sim, 4)}
@@ -67,10 +69,11 @@ ${wrap(SIMULATED.drm, 4)}
 A figure a platform cannot measure is printed as null, with the reason in null_reasons.
 
 Exit status: 0 on a clean run, 1 when a check failed (stale access, integrity error, guest crash,
-failed host eviction), 2 on bad usage.
+failed host eviction, a page left mapped after the teardown) or the shutdown deadline passed, 2 on
+bad usage (or a bad config file), 130 when a second signal cut the shutdown short.
 `;
 
-const OPTIONS: Options = {
+export const RUN_OPTIONS: Options = {
   platform: { type: 'string' },
   'drm-node': { type: 'string' },
   vcpus: { type: 'string' },
@@ -90,14 +93,25 @@ const OPTIONS: Options = {
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   ...XEN_RUN_OPTIONS,
+  ...SERVICE_OPTIONS,
 };
 
 type SimRunArgs = SimRunOptions & { json: boolean; logLevel: string };
+export type RunArgs = (SimRunArgs | XenRunArgs) & { readonly service: ServiceArgs };
 
-export function parseRunArgs(argv: string[]): SimRunArgs | XenRunArgs | 'help' {
+/** The options of --config FILE (if given) first, then the command line's, which win. */
+function withConfigFile(argv: string[]): Record<string, string | boolean | undefined> {
+  const v = parse('run', argv, RUN_OPTIONS);
+  if (typeof v.config !== 'string') return v;
+  const fromFile = configToArgv(loadConfig(v.config));
+  return parse('run', [...fromFile, ...argv], RUN_OPTIONS);
+}
+
+export function parseRunArgs(argv: string[]): RunArgs | 'help' {
   const cmd = 'run';
-  const v = parse(cmd, argv, OPTIONS);
+  const v = withConfigFile(argv);
   if (v.help === true) return 'help';
+  const service = parseServiceArgs(v);
   const platform = choiceOption(cmd, 'platform', v.platform, 'sim', ['sim', 'linux', 'xen'] as const);
   const drmNode = v['drm-node'];
   if (typeof drmNode === 'string' && (platform === 'sim' || drmNode === '')) throw new UsageError('--drm-node PATH needs --platform linux or xen and a device path', cmd);
@@ -106,7 +120,7 @@ export function parseRunArgs(argv: string[]): SimRunArgs | XenRunArgs | 'help' {
   const hugePages = v['no-huge'] !== true;
   const json = v.json === true;
   const logLevel = choiceOption(cmd, 'log-level', v['log-level'], 'warn', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const);
-  if (platform === 'xen') return parseXenRunArgs(v, { faultAround, hugePages, json, logLevel });
+  if (platform === 'xen') return { ...parseXenRunArgs(v, { faultAround, hugePages, json, logLevel }), service };
   const xenOnly = Object.keys(XEN_RUN_OPTIONS).find((k) => v[k] !== undefined);
   if (xenOnly !== undefined) throw new UsageError(`--${xenOnly} needs --platform xen`, cmd);
   const blobSize = sizeOption(cmd, 'blob-size', v['blob-size'], 4 * 1024 * 1024, 4096, 1024 ** 3);
@@ -136,6 +150,7 @@ export function parseRunArgs(argv: string[]): SimRunArgs | XenRunArgs | 'help' {
     stockXen,
     json,
     logLevel,
+    service,
   };
 }
 
@@ -157,28 +172,26 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(RUN_HELP);
     return 0;
   }
-  const log = createLogger(opts.logLevel);
-  const abort = new AbortController();
-  let interrupted = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (++interrupted > 1) process.exit(130); // a second signal: stop now
-    log.warn({ signal: sig }, 'stopping: finishing the run and printing the summary');
-    abort.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const live = process.stderr.isTTY && !opts.json ? statusLine : undefined;
+  const svc = await startService(opts.service, opts.logLevel, opts.platform === 'xen' ? opts.domid : SIM_DOMID);
+  const live = process.stderr.isTTY && !opts.json && opts.service.logFile === undefined ? statusLine : undefined;
+  let code = 70;
   try {
-    if (opts.platform === 'xen') return await runXen(opts, log, abort.signal);
-    const summary = await runSimulation(opts, log, live, abort.signal);
+    if (opts.platform === 'xen') {
+      code = await runXen(opts, svc.log, svc.signal, svc.onBackend);
+      return code;
+    }
+    const summary = await runSimulation({ ...opts, onBackend: svc.onBackend }, svc.log, live, svc.signal);
     if (live) process.stderr.write('\r\x1b[K');
     process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
-    return runPassed(summary) ? 0 : 1;
+    code = runPassed(summary) ? 0 : 1;
+    return code;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await svc.finish(code);
   }
 }
+
+/** The simulated guest's domain id (SimXen's). */
+const SIM_DOMID = 1;
 
 function statusLine(p: Progress): void {
   process.stderr.write(

@@ -51,7 +51,14 @@ export interface GpuCounters {
   blobsUnmapped: number;
   fences: number;
   errorsByType: Record<string, number>;
+  /** Commands that decoded, by kind (a fixed set: a guest cannot add keys). */
+  byKind: Record<Command['kind'], number>;
 }
+
+const COMMAND_KINDS: readonly Command['kind'][] = [
+  'get_display_info', 'get_capset_info', 'get_capset', 'ctx_create', 'ctx_destroy', 'ctx_attach_resource', 'ctx_detach_resource',
+  'resource_unref', 'resource_unmap_blob', 'resource_create_blob', 'resource_map_blob', 'submit_3d', 'cursor',
+];
 
 interface Resource {
   readonly id: number;
@@ -71,7 +78,8 @@ export class VirtioGpuDevice implements VirtioDevice {
   readonly deviceId = VIRTIO_ID_GPU;
   readonly features = bit(F_VERSION_1) | bit(F_EVENT_IDX) | bit(F_INDIRECT_DESC) | bit(F_VIRGL) | bit(F_RESOURCE_BLOB) | bit(F_CONTEXT_INIT);
   readonly queueMaxSizes = [256, 16];
-  readonly counters: GpuCounters = { commands: 0, errors: 0, blobsCreated: 0, blobsMapped: 0, blobsUnmapped: 0, fences: 0, errorsByType: {} };
+  readonly counters: GpuCounters = { commands: 0, errors: 0, blobsCreated: 0, blobsMapped: 0, blobsUnmapped: 0, fences: 0, errorsByType: {},
+    byKind: Object.fromEntries(COMMAND_KINDS.map((k) => [k, 0])) as Record<Command['kind'], number> };
   private ctx: DeviceContext | undefined;
   private readonly resources = new Map<number, Resource>();
   private readonly contexts = new Map<number, NativeContext>();
@@ -155,6 +163,7 @@ export class VirtioGpuDevice implements VirtioDevice {
   }
 
   private run(c: Command): Uint8Array {
+    this.counters.byKind[c.kind]++;
     switch (c.kind) {
       case 'get_display_info': return encodeDisplayInfo(c.hdr);
       case 'get_capset_info':

@@ -46,6 +46,8 @@ export interface IoRegion {
    * refuses it (counted as `string_unsupported`), so a register file cannot be fed a guest pointer.
    */
   readonly acceptsStrings?: boolean;
+  /** Where the server files the service time (slot taken → answer) of the ioreqs this region served. */
+  readonly serviceNs?: Histogram;
   handle(req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void>;
 }
 
@@ -81,6 +83,8 @@ export class IoreqServer {
   private readonly reqs: Ioreq[];
   private readonly answers: IoAnswer[];
   private readonly started: Float64Array;
+  /** Per vCPU: the region serving its ioreq now (undefined: none, or the server itself). */
+  private readonly servedBy: (IoRegion | undefined)[];
   /** Guest RAM size, the bound every data_is_ptr request is checked against. */
   private readonly ramBytes: number;
   private readonly guestMemory: GuestMemory;
@@ -93,6 +97,7 @@ export class IoreqServer {
     this.reqs = Array.from({ length: hv.vcpus }, emptyIoreq);
     this.answers = Array.from({ length: hv.vcpus }, () => ({ retry: false, lo: 0, hi: 0 }));
     this.started = new Float64Array(hv.vcpus);
+    this.servedBy = new Array<IoRegion | undefined>(hv.vcpus).fill(undefined);
   }
 
   /** Claims [start, end) for a handler; regions may not overlap. */
@@ -129,6 +134,24 @@ export class IoreqServer {
     this.log.info({ server: h.id, vcpus: this.hv.vcpus, regions: this.regions.map((r) => r.name) }, 'ioreq server enabled');
   }
 
+  /** ioreqs taken and not yet answered (every path through service() ends in one count below). */
+  inFlight(): number {
+    const c = this.counters;
+    return c.requests - c.answeredReady - c.answeredRetry - c.slotLost;
+  }
+
+  /**
+   * Takes no new ioreqs and answers those in flight: disabling the server makes Xen route no more to
+   * it (xen/common/ioreq.c ioreq_server_disable only clears `enabled`), while an ioreq already posted
+   * keeps its slot and its notification, which is still served. Resolves when none is in flight.
+   */
+  async quiesce(): Promise<void> {
+    this.handle?.setEnabled(false);
+    // Notifications sent before the disable are in the event loop's queue: let them in first.
+    await new Promise<void>((resolve) => { setImmediate(resolve); });
+    while (this.inFlight() > 0) await new Promise<void>((resolve) => { setTimeout(resolve, 1); });
+  }
+
   stop(): void {
     this.handle?.setEnabled(false);
     this.handle?.destroy();
@@ -154,6 +177,7 @@ export class IoreqServer {
       return;
     }
     this.started[v] = performance.now();
+    this.servedBy[v] = undefined;
     this.counters.requests++;
     const req = page.read(v, this.reqs[v] ?? emptyIoreq());
     const ans = this.answers[v] ?? { retry: false, lo: 0, hi: 0 };
@@ -188,6 +212,7 @@ export class IoreqServer {
       this.refuse(v, req, ans, BadIoreq.StringUnsupported);
       return;
     }
+    this.servedBy[v] = region;
     let pending: void | Promise<void>;
     try {
       pending = region.handle(req, v, ans);
@@ -246,7 +271,10 @@ export class IoreqServer {
     }
     if (retry) this.counters.answeredRetry++;
     else this.counters.answeredReady++;
-    record(this.serviceNs, (performance.now() - (this.started[v] ?? 0)) * 1e6);
+    const ns = (performance.now() - (this.started[v] ?? 0)) * 1e6;
+    record(this.serviceNs, ns);
+    const regionNs = this.servedBy[v]?.serviceNs;
+    if (regionNs) record(regionNs, ns);
     ev.notify(this.portOfVcpu[v] ?? 0);
   }
 

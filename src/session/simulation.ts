@@ -49,6 +49,8 @@ export interface SimRunOptions {
   readonly inject?: SimFaultInjection & { readonly stringFault?: StringFault };
   /** Stop early once this returns true (checked with every progress tick). */
   readonly until?: (p: Progress) => boolean;
+  /** Called with the back-end once it is built (the service's metrics read its counters). */
+  readonly onBackend?: (backend: Backend) => void;
 }
 
 export interface Progress {
@@ -154,6 +156,8 @@ export interface RunSummary {
   floor_ns: LatencySummary | null;
   /** fault_ns.p50 / floor_ns.p50. */
   fault_over_floor_p50: number | null;
+  /** BAR pages still mapped in the guest p2m after the teardown revoked every blob (helper QUERY). */
+  mapped_after_stop: number;
   /** Why each null figure above is null. */
   null_reasons: NullReasons;
   integrity_samples: string[];
@@ -249,6 +253,7 @@ async function simulate(o: SimRunOptions, log: Logger, pinned: RunSummary['pinne
     },
     log,
   );
+  o.onBackend?.(backend);
   try {
     return await drive(o, log, pinned, platform, backend, onProgress, signal);
   } catch (e) {
@@ -336,7 +341,7 @@ async function drive(
   const stale = g.totals.staleAccesses + g.totals.staleReads + (g.gpu?.postUnmapHits ?? 0);
   const moved = platform.movedFrames();
   const pressureErrors = platform.pressureErrors();
-  const summary: RunSummary = {
+  const summary: Omit<RunSummary, 'mapped_after_stop'> = {
     platform: platform.name,
     host_buffers: platform.buffers,
     simulated: platform.simulated,
@@ -395,9 +400,9 @@ async function drive(
     },
     ...(kstats ? { kernel_helper: kernelSummary(kstats) } : {}),
   };
-  backend.stop();
+  const mappedAfterStop = backend.stop();
   await platform.close();
-  return summary;
+  return { ...summary, mapped_after_stop: mappedAfterStop };
 }
 
 /** Resolves when the window ends: every vCPU finished its sweep, the duration passed, or `stop()` says so (checked every 100 ms). */
@@ -486,9 +491,9 @@ function kernelSummary(k: HelperStatsWithHistograms): NonNullable<RunSummary['ke
   };
 }
 
-/** No check failed: no stale access detected, no integrity error, no crash, no failed eviction. */
+/** No check failed: no stale access detected, no integrity error, no crash, no failed eviction, nothing left mapped. */
 export function runPassed(r: RunSummary): boolean {
-  return (r.stale_accesses ?? 0) === 0 && r.integrity_errors === 0 && r.guest_crashes.length === 0 && r.host_pressure_errors === 0 && r.helper_fatal === 0;
+  return (r.stale_accesses ?? 0) === 0 && r.integrity_errors === 0 && r.guest_crashes.length === 0 && r.host_pressure_errors === 0 && r.helper_fatal === 0 && r.mapped_after_stop === 0;
 }
 
 /** A figure, or `null (why)`. */
@@ -514,5 +519,6 @@ export function formatSummary(r: RunSummary): string {
     `  frames    moved_frames ${orNull(r, 'moved_frames')}`,
     `  revoke    ${lat(r.revoke_ns, 'revoke_ns')}   (invalidate → p2m clear → flush acked)`,
     `  checks    stale_accesses ${orNull(r, 'stale_accesses')}, integrity_errors ${r.integrity_errors}, bad_ioreqs ${r.bad_ioreqs}, guest crashes ${r.guest_crashes.length}  ${ok ? 'OK' : 'FAILED'}`,
+    `  teardown  ${r.mapped_after_stop === 0 ? 'every mapping revoked' : `${r.mapped_after_stop} pages still mapped after revoking every blob`}`,
   ].join('\n');
 }
