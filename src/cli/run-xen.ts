@@ -119,13 +119,55 @@ function failRequired(name: string): never {
 }
 
 /**
-    backend.attachVirtioGpu(o.mmioBase, interruptFor(platform.hv.domainType, o.irq));
-    onBackend?.(backend);
+ * The device's ISA IRQ for this guest: an HVM guest needs one; a PVH guest has no emulated PIC or
+ * IO-APIC, so none can be given (XenHypervisor.setIrqLevel says why it is refused).
+ */
+export function interruptFor(type: DomainType, irq: number | undefined): number | undefined {
+  if (type === 'hvm' && irq === undefined) throw new ConfigError('--irq is required for an HVM guest');
+  if (type !== 'hvm' && irq !== undefined) throw new ConfigError(`--irq given for a ${type.toUpperCase()} guest: it has no emulated interrupt controller (drop --irq; the guest's driver polls)`);
+  return irq;
+}
+
+/** What runXen opens and how it confines itself: the real ones, or fakes in tests. */
+export interface XenRunDeps {
+  openPlatform(o: XenPlatformOptions): XenRunPlatform;
+  dropPrivileges(target: RunAs): void;
+  auditHandles(domid: number, helperFds: ReadonlySet<number>): void;
+}
+
+export const realXenRunDeps: XenRunDeps = {
+  openPlatform: openXenPlatform,
+  dropPrivileges: (target) => { dropPrivileges(target); },
+  auditHandles: (domid, helperFds) => { auditXenHandles(domid, helperFds); },
+};
+
+/**
+ * QEMU's way: every handle is open and restricted by now (open() and start() restrict each one as
+ * it opens, the helper fd is bound to the window), so drop to the --run-as user and prove that
+ * what is left is confined to the guest. Nothing later opens a device: guest frames, DM ops, event
+ * channel notifies and helper ioctls all go through the fds held here.
+ */
+function confine(o: XenRunArgs, platform: XenRunPlatform, deps: XenRunDeps, log: Logger): void {
+  if (!o.runAs) return;
+  deps.dropPrivileges(o.runAs);
+  deps.auditHandles(o.domid, new Set([platform.helperFd]));
+  log.info({ user: o.runAs.spec, uid: o.runAs.uid, gid: o.runAs.gid, domid: o.domid }, 'privileges dropped; every Xen handle is confined to the guest');
+}
+
+/**
+ * Serves the guest until `signal` aborts, then takes no new ioreqs, answers those in flight, revokes
+ * every mapping and destroys the ioreq server; returns the exit status (1 if a page stayed mapped).
+ * Order: open (each handle restricted as it opens) → bind and start → drop privileges → serve. A
+ * failure at any step closes everything opened before it (the platform's teardown runs in `finally`).
+ */
+export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, onBackend?: (b: Backend) => void, deps: XenRunDeps = realXenRunDeps): Promise<number> {
+  const platform = deps.openPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
   try {
     const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
     const policy = { ...DEFAULT_POLICY, mode, strategy: o.strategy, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, interruptFor(platform.hv.domainType, o.irq));
+    onBackend?.(backend);
     backend.start();
     confine(o, platform, deps, log);
     log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode, reclaimedServer: platform.hv.reclaimedServer ?? null }, 'serving');

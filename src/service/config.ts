@@ -55,6 +55,8 @@ export const serviceConfigSchema = z.strictObject({
   'bar-size': pageMultiple.optional(),
   'mmio-base': address.optional(),
   irq: z.number().int().min(1).max(15).refine((n) => n !== 2, 'IRQ 2 is the PIC cascade').optional(),
+  vram: path.optional(),
+  'run-as': z.string().min(1).optional(),
   // the service options (src/service/options.ts)
   metrics: z.string().min(1).optional(),
   'metrics-allow-remote': z.boolean().optional(),

@@ -28,13 +28,14 @@ function args(runAs: RunAs | undefined): XenRunArgs {
   };
 }
 
-/** A kernel helper that records bind and close and reports empty stats (nothing else is reached). */
+/** A kernel helper that records bind and close and reports empty stats and residency (nothing else is reached). */
 function fakeHelper(calls: string[]): KernelHelperPort & { open: boolean } {
   const unused = (): never => { throw new Error('not reached in these tests'); };
   const h = {
     open: true,
     bind: (b: HelperBinding) => { calls.push(`helper bind ${b.domid} ${b.firstGfn.toString(16)}+${b.pages}`); },
-    registerRange: unused, unregisterRange: unused, map: unused, unmap: unused, query: unused,
+    registerRange: unused, unregisterRange: unused, map: unused, unmap: unused,
+    query: () => [], // the back-end's stop() asks what is still mapped: nothing was
     stats: () => ({ maps: 0, mapCollisions: 0, installedPages: 0, hugeMaps: 0, invalidations: 0, revokedPages: 0, residentPages: 0 }),
     onEvent: () => undefined,
     close: () => { calls.push('helper close'); h.open = false; },
@@ -79,7 +80,7 @@ async function run(runAs: RunAs | undefined, fail: { drop?: boolean; audit?: boo
   let error: unknown;
   let status: number | undefined;
   try {
-    status = await runXen(args(runAs), silentLogger(), abort.signal, deps);
+    status = await runXen(args(runAs), silentLogger(), abort.signal, undefined, deps);
   } catch (e) {
     error = e;
   } finally {
