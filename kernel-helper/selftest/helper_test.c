@@ -333,7 +333,7 @@ TEST(bind_hostile)
 	EXPECT_NE(0, ioctl(fd, XVGPU_IOC_BIND, &b));
 	EXPECT_EQ(EINVAL, errno);
 	b.flags = 0;
-	b.backend = 3;
+	b.backend = XVGPU_P2M_XEN_DMOP + 1; /* one past the last back-end */
 	EXPECT_NE(0, ioctl(fd, XVGPU_IOC_BIND, &b));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(0, bind_fd(fd, XVGPU_DOMID_FIRST_RESERVED - 1, G0, XVGPU_MAX_WINDOW_PAGES)) TH_LOG("largest legal binding");
