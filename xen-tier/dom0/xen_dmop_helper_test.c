@@ -21,6 +21,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "console.h"
 #include <xenctrl.h>
 
 #include "../../kernel-helper/include/uapi/linux/xvgpu_helper.h"
@@ -48,26 +50,6 @@ static int map_pages(int fd, uint32_t range, uint64_t gfn, uint64_t page, uint32
   struct xvgpu_map m = {.size = sizeof(m), .range_id = range, .gfn = gfn, .page_in_range = page, .pages = n,
                         .flags = flags};
   return ioctl(fd, XVGPU_IOC_MAP, &m) == 0 ? 0 : errno;
-}
-
-// Waits (bounded) for a console line starting with PREFIX; copies it to LINE.
-static int wait_console(const char *log, const char *prefix, char *line, size_t len, int seconds) {
-  for (int i = 0; i <= seconds * 5; i++) { /* at least one look, also for 0 s */
-    FILE *f = fopen(log, "r");
-    if (f) {
-      while (fgets(line, (int)len, f))
-        if (strncmp(line, prefix, strlen(prefix)) == 0) {
-          fclose(f);
-          line[strcspn(line, "\r\n")] = 0;
-          return 0;
-        }
-      fclose(f);
-    }
-    struct timespec ts = {0, 200 * 1000 * 1000};
-    if (i < seconds * 5) nanosleep(&ts, NULL);
-  }
-  snprintf(line, len, "no '%s' within %ds", prefix, seconds);
-  return -1;
 }
 
 static int run(int fd, uint32_t domid, uint64_t gfn, const char *console) {

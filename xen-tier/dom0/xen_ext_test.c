@@ -45,6 +45,8 @@
 #include <xenevtchn.h>
 #include <xenforeignmemory.h>
 
+#include "console.h"
+
 // Linux's uapi privcmd.h includes kernel-only headers; its DM_OP ABI, restated (0x00105005).
 struct privcmd_dm_op_buf {
   void *uptr;
@@ -177,26 +179,6 @@ static int dom0_pages(uint64_t *tot) {
 static uint64_t free_pages(void) {
   xc_physinfo_t pi = {0};
   return xc_physinfo(xch, &pi) == 0 ? pi.free_pages : 0;
-}
-
-// Waits (bounded) for a line starting with PREFIX in the guest's console log; copies it to LINE.
-static int wait_console(const char *log, const char *prefix, char *line, size_t len, int seconds) {
-  for (int i = 0; i <= seconds * 5; i++) { /* at least one look, also for 0 s */
-    FILE *f = fopen(log, "r");
-    if (f) {
-      while (fgets(line, (int)len, f))
-        if (strncmp(line, prefix, strlen(prefix)) == 0) {
-          fclose(f);
-          line[strcspn(line, "\r\n")] = 0;
-          return 0;
-        }
-      fclose(f);
-    }
-    struct timespec ts = {0, 200 * 1000 * 1000};
-    if (i < seconds * 5) nanosleep(&ts, NULL);
-  }
-  snprintf(line, len, "no '%s' within %ds", prefix, seconds);
-  return -1;
 }
 
 // Every hostile argument is refused with its documented errno; nothing is mapped by them.
