@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatFloor } from './floor.js';
+import { xenMarkdown } from './xen.js';
 import { lineChart, type Series } from './svg.js';
 import { SCALING_STRATEGIES, SCALING_VCPUS, STRATEGIES, XVGPU, type BenchReport, type ScenarioResult, type SweepRatios } from './suite.js';
 
@@ -103,6 +104,7 @@ export function markdown(r: BenchReport): string {
     lines.push('');
   }
   lines.push('## Transport floors (context)', '', '```', formatFloor(r.floor), '```', '');
+  if (r.xen) lines.push(xenMarkdown(r.xen));
   const plots = Object.keys(charts(r));
   if (plots.length > 0) lines.push(`Plots: ${plots.map((p) => `\`${p}.png\``).join(', ')} (and the same in \`index.html\`).`, '');
   return lines.join('\n');

@@ -9,6 +9,7 @@ import type { PatternName } from '../guest/workload.js';
 import { runSimulation, type RunSummary } from '../session/simulation.js';
 import type { LatencySummary, NullReasons } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
+import type { XenBenchSection } from './xen.js';
 import { measureFloor, type FloorReport } from './floor.js';
 
 export interface StrategySpec {
@@ -149,6 +150,8 @@ export interface BenchReport {
   /** The same from the one-touch-per-page sweep, beside it. */
   touch_ratios: SweepRatios;
   correctness: { stale_accesses: number; integrity_errors: number; guest_crashes: number };
+  /** With --xen / --xen-results: the same figures on real Xen (src/bench/xen.ts). */
+  xen?: XenBenchSection;
 }
 
 function metrics(r: RunSummary, blobBytes: number): RunMetrics {

@@ -1,10 +1,14 @@
 /** `xvgpu bench`: the benchmark suite and report; `xvgpu bench floor`: the transport floor alone. */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { formatFloor, measureFloor } from '../bench/floor.js';
 import { markdown, writeReport } from '../bench/report.js';
 import { runSuite } from '../bench/suite.js';
+import { xenMarkdown, xenSection, type XenBenchSection } from '../bench/xen.js';
 import { createLogger } from '../telemetry/log.js';
 import { UsageError, intOption, parse, type Options } from './args.js';
 
@@ -22,9 +26,30 @@ Options:
   --repeat N      runs per scenario (default 3, 1 with --quick)
   --json FILE     write the report JSON to FILE
   --report DIR    write report.json, summary.md, index.html and the plots (SVG + PNG) to DIR
+  --xen           also run the Xen tier (xen-tier/run.sh: Xen 4.17 under QEMU TCG, scenarios
+                  pvh and baseline; about 15 minutes) and add its 'xen' section
+  --xen-results DIR
+                  add the 'xen' section from an earlier tier run's output directory instead
   -h, --help      show this help
 
-See 'xvgpu bench floor --help' for the floor alone.
+See 'xvgpu bench floor --help' for the floor alone, 'xvgpu bench xen --help' for the Xen section alone.
+`;
+
+export const XEN_HELP = `Usage: xvgpu bench xen [options]
+
+Fault service time, guest-visible fault latency and revoke time on real Xen (the Xen tier: Debian's
+Xen 4.17 under QEMU TCG, a PVH guest served by xvgpu on the ivshmem VRAM stand-in), each beside a
+baseline measured in the same tier run (register ioreqs of the same xvgpu; the same xvgpu and
+kernel helper on the soft p2m in the same dom0). Prints the section as Markdown.
+
+Options:
+  --results DIR   read an earlier tier run's output (pvh.json, baseline.json) instead of running it
+  --out DIR       where the tier run writes its output (default: a new directory under /tmp)
+  --hypervisor H  the tier's --hypervisor (default debian)
+  --json FILE     also write the section as JSON to FILE ('-' for stdout, Markdown then on stderr)
+  -h, --help      show this help
+
+Needs what the tier needs (qemu-system-x86, debootstrap, the Debian kernel; .ci/run installs them).
 `;
 
 export const BENCH_HELP = `Usage: xvgpu bench floor [options]
@@ -46,13 +71,84 @@ const SUITE_OPTIONS: Options = {
   repeat: { type: 'string' },
   json: { type: 'string' },
   report: { type: 'string' },
+  xen: { type: 'boolean' },
+  'xen-results': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
+
+const XEN_OPTIONS: Options = {
+  results: { type: 'string' },
+  out: { type: 'string' },
+  hypervisor: { type: 'string' },
+  json: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+/** Scenarios the section reads: pvh (runs a and b) and baseline (the soft p2m in the same dom0). */
+const XEN_SCENARIOS = 'pvh,baseline';
+
+/**
+ * Runs the Xen tier into `out`, its progress lines to stderr; rejects with the tier's last lines
+ * when it fails (a failed tier yields no section: its figures would be partial).
+ */
+function runXenTier(out: string, hypervisor: string): Promise<void> {
+  const script = fileURLToPath(new URL('../../xen-tier/run.sh', import.meta.url));
+  process.stderr.write(`running the Xen tier (${XEN_SCENARIOS}) into ${out}\n`);
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [script, '--hypervisor', hypervisor, '--scenarios', XEN_SCENARIOS, '--out', out, '--timeout', '1500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail: string[] = [];
+    const onData = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue;
+        tail.push(line);
+        if (tail.length > 40) tail.shift();
+        if (line.includes('XVGPU-TIER') || line.startsWith('xen-tier')) process.stderr.write(`  ${line.slice(0, 200)}\n`);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`the Xen tier failed (exit ${code ?? 'signal'}); its last lines:\n${tail.join('\n')}`));
+    });
+  });
+}
+
+async function xenSectionFrom(results: string | undefined, out: string | undefined, hypervisor: string): Promise<XenBenchSection> {
+  if (results !== undefined) return xenSection(results);
+  const dir = out ?? mkdtempSync(join(tmpdir(), 'xvgpu-bench-xen-'));
+  await runXenTier(dir, hypervisor);
+  return xenSection(dir);
+}
+
+async function xenCommand(argv: string[]): Promise<number> {
+  const v = parse('bench xen', argv, XEN_OPTIONS);
+  if (v.help === true) {
+    process.stdout.write(XEN_HELP);
+    return 0;
+  }
+  const str = (k: string): string | undefined => (typeof v[k] === 'string' ? v[k] : undefined);
+  const section = await xenSectionFrom(str('results'), str('out'), str('hypervisor') ?? 'debian');
+  const json = str('json');
+  if (json === '-') {
+    process.stderr.write(xenMarkdown(section));
+    process.stdout.write(`${JSON.stringify(section)}\n`);
+  } else {
+    process.stdout.write(xenMarkdown(section));
+    if (json !== undefined) {
+      mkdirSync(dirname(json), { recursive: true });
+      writeFileSync(json, `${JSON.stringify(section, null, 2)}\n`);
+    }
+  }
+  return 0;
+}
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub.startsWith('-')) return suiteCommand(argv);
-  if (sub !== 'floor') throw new UsageError(`unknown benchmark '${sub}' (available: the suite, or floor)`, 'bench');
+  if (sub === 'xen') return xenCommand(rest);
+  if (sub !== 'floor') throw new UsageError(`unknown benchmark '${sub}' (available: the suite, floor, or xen)`, 'bench');
   const v = parse('bench', rest, OPTIONS);
   if (v.help === true) {
     process.stdout.write(BENCH_HELP);
@@ -88,6 +184,8 @@ async function suiteCommand(argv: string[]): Promise<number> {
   const repeats = intOption('bench', 'repeat', v.repeat, quick ? 1 : 3, 1, 20);
   const json = typeof v.json === 'string' ? v.json : undefined;
   const dir = typeof v.report === 'string' ? v.report : undefined;
+  const xenResults = typeof v['xen-results'] === 'string' ? v['xen-results'] : undefined;
+  if (v.xen === true && xenResults !== undefined) throw new UsageError('--xen runs the Xen tier, --xen-results reads an earlier run: give one', 'bench');
   const tty = process.stderr.isTTY;
   const report = await runSuite(
     {
@@ -100,6 +198,7 @@ async function suiteCommand(argv: string[]): Promise<number> {
     createLogger('error'),
   );
   if (tty) process.stderr.write('\r\x1b[K');
+  if (v.xen === true || xenResults !== undefined) report.xen = await xenSectionFrom(xenResults, undefined, 'debian');
   if (json !== undefined) {
     mkdirSync(dirname(json), { recursive: true });
     writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);

@@ -5,6 +5,7 @@
 import { Backend, ConfigError } from '../backend.js';
 import { DEFAULT_POLICY, type AnswerMode, type Strategy } from '../bar/manager.js';
 import { openXenPlatform, type XenPlatformOptions, type XenRunPlatform } from '../session/platforms.js';
+import { summarize, type Histogram, type LatencySummary } from '../telemetry/histogram.js';
 import type { Logger } from '../telemetry/log.js';
 import { dropPrivileges, resolveRunAs, PrivilegeDropError, type RunAs } from '../platform/linux/privileges.js';
 import { auditXenHandles } from '../platform/xen/confine.js';
@@ -185,6 +186,7 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, on
       bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
       helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
       virtio: virtioSummary(backend),
+      latency: latencySummary(backend),
       mapped_after_stop: mappedAfterStop,
     };
     process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed; ${mappedAfterStop === 0 ? 'every mapping revoked' : `${mappedAfterStop} pages still mapped`}\n`);
@@ -192,6 +194,30 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, on
   } finally {
     await platform.close();
   }
+}
+
+/**
+ * Service-time percentiles (ns) of a run on real Xen, each null with its reason when nothing was
+ * recorded. bar_service_ns: BAR ioreqs (faults with their maps, or emulations under emulate-all);
+ * register_service_ns: virtio-mmio register ioreqs, the same exit and wakes with a handler that does
+ * almost nothing (the in-run baseline); revoke_ns: the helper's invalidation start → p2m entries
+ * gone (inside its MMU-notifier callback); revoke_event_ns: that event reaching xvgpu.
+ */
+export function latencySummary(backend: Pick<Backend, 'server' | 'bar' | 'transport'>): Record<string, unknown> {
+  const nullReasons: Record<string, string> = {};
+  const figure = (key: string, h: Histogram | undefined, why: string): LatencySummary | null => {
+    const s = h ? summarize(h) : null;
+    if (s === null) nullReasons[key] = h ? why : 'no virtio-mmio transport in this run';
+    return s;
+  };
+  return {
+    ioreq_service_ns: figure('ioreq_service_ns', backend.server.serviceNs, 'the server answered no ioreq'),
+    bar_service_ns: figure('bar_service_ns', backend.bar.serviceNs, 'the guest made no BAR access that exited'),
+    register_service_ns: figure('register_service_ns', backend.transport?.serviceNs, 'the guest made no register access'),
+    revoke_ns: figure('revoke_ns', backend.bar.revokeNs, 'nothing mapped was revoked'),
+    revoke_event_ns: figure('revoke_event_ns', backend.bar.revokeEventNs, 'nothing mapped was revoked'),
+    null_reasons: nullReasons,
+  };
 }
 
 /** The virtio-gpu device's side of a run: commands and refusals, blobs, transport events. */

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { virtioSummary } from '../../src/cli/run-xen.js';
+import { latencySummary, virtioSummary } from '../../src/cli/run-xen.js';
+import { latencyHistogram, record } from '../../src/telemetry/histogram.js';
 import { STATUS } from '../../src/virtio/constants.js';
 import { gpuRig, type GpuRig } from '../support/gpu.js';
 
@@ -29,5 +30,30 @@ describe('xvgpu run --platform xen: the virtio section of the exit summary', () 
 
   it('is null when no virtio-gpu device is attached', () => {
     expect(virtioSummary({ gpuDevice: undefined, transport: undefined })).toBeNull();
+  });
+});
+
+describe('xvgpu run --platform xen: the latency section of the exit summary', () => {
+  const filled = (ns: number): ReturnType<typeof latencyHistogram> => {
+    const h = latencyHistogram();
+    for (let i = 0; i < 10; i++) record(h, ns);
+    return h;
+  };
+
+  it('gives each histogram\'s percentiles, and null with its reason for one that recorded nothing', () => {
+    const s = latencySummary({
+      server: { serviceNs: filled(2000) },
+      bar: { serviceNs: filled(5000), revokeNs: latencyHistogram(), revokeEventNs: latencyHistogram() },
+      transport: { serviceNs: filled(1000) },
+    } as never);
+    expect(s).toMatchObject({ ioreq_service_ns: { count: 10 }, bar_service_ns: { count: 10 }, register_service_ns: { count: 10 }, revoke_ns: null, revoke_event_ns: null });
+    expect((s.bar_service_ns as { p50: number }).p50).toBeGreaterThan((s.register_service_ns as { p50: number }).p50);
+    expect(s.null_reasons).toEqual({ revoke_ns: 'nothing mapped was revoked', revoke_event_ns: 'nothing mapped was revoked' });
+  });
+
+  it('says so when no virtio transport was attached', () => {
+    const s = latencySummary({ server: { serviceNs: filled(1) }, bar: { serviceNs: filled(1), revokeNs: filled(1), revokeEventNs: filled(1) }, transport: undefined } as never);
+    expect(s.register_service_ns).toBeNull();
+    expect(s.null_reasons).toEqual({ register_service_ns: 'no virtio-mmio transport in this run' });
   });
 });
