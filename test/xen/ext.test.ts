@@ -112,6 +112,8 @@ describe('Xen tier: the patched hypervisor (xen-ext)', () => {
       expect(h.xen_crash_site, mode).toMatch(/domain_crash called from common\/ioreq\.c/);
       expect(h.failures, mode).toBe(0);
     }
+    // A server without the flag never sees the bit (ioreq_send() clears it).
+    expect(r.retry_hostile.noflag.requests.filter((q) => q.retry === 1)).toEqual([]);
   });
 
   it('the kernel helper\'s xen-dmop back-end lends a registered buffer and revokes it from its invalidate callback', () => {

@@ -562,7 +562,10 @@ static void complete_mmio(struct kinds_server *sv, struct ioreq_slot *req, uint6
 
 static unsigned int kinds_answer(struct kinds_server *sv, struct ioreq_slot *req) {
   uint64_t page = (req->addr >> 12) - sv->gfn;
-  if (sv->hostile && !req->retry) return STATE_IORESP_RETRY;
+  /* Only the guest's accesses: Xen also broadcasts requests (IOREQ_TYPE_INVALIDATE when the guest
+   * gives memory back at boot) to every server, which must be completed. */
+  bool ours = (req->type == IOREQ_TYPE_COPY && page < NPAGES) || (req->type == IOREQ_TYPE_PIO && req->addr == PORT);
+  if (sv->hostile && ours && !req->retry) return STATE_IORESP_RETRY;
   if (req->type == IOREQ_TYPE_PIO) {
     if (req->dir == 1) req->data = req->addr == PORT ? PIO_VALUE : ~0ULL;
     return STATE_IORESP_READY;
@@ -600,9 +603,11 @@ static void log_json(const struct kinds_server *sv) {
   for (unsigned int i = 0; i < sv->nlog; i++) {
     const struct ioreq_slot *r = &sv->log[i].req;
     bool mmio = r->type == IOREQ_TYPE_COPY;
+    char other[16];
+    snprintf(other, sizeof(other), "type-%u", r->type);
     result("%s{\"type\":\"%s\",\"page\":%" PRId64 ",\"off\":%" PRIu64 ",\"size\":%u,\"count\":%u,\"dir\":\"%s\","
            "\"ptr\":%u,\"retry\":%u,\"answer\":\"%s\"}",
-           i ? "," : "", mmio ? "mmio" : r->type == IOREQ_TYPE_PIO ? "pio" : "other",
+           i ? "," : "", mmio ? "mmio" : r->type == IOREQ_TYPE_PIO ? "pio" : other,
            mmio ? (int64_t)((r->addr >> 12) - sv->gfn) : -1, mmio ? r->addr & (PAGE - 1) : r->addr, r->size, r->count,
            r->dir ? "read" : "write", r->data_is_ptr, r->retry, sv->log[i].answer == STATE_IORESP_RETRY ? "retry" : "ready");
   }
@@ -630,7 +635,8 @@ static bool guest_crashed(uint16_t domid) {
 
 /*
  * Serves DOMID (a paused PVH guest running retry_probe MODE GFN) until its console shows
- * "XT-RP: done" or it crashed (bounded by 400 s: it boots under TCG first).
+ * "XT-RP: done" or it crashed (bounded by 400 s: it boots under TCG first). Returns 1 only when the
+ * server could not be set up.
  */
 static int serve_kinds(uint16_t domid, uint64_t gfn, const char *console, uint8_t flags, struct kinds_server *sv,
                        xen_pfn_t *mfn, uint64_t *max_kb, bool *crashed) {
@@ -668,7 +674,11 @@ static int serve_kinds(uint16_t domid, uint64_t gfn, const char *console, uint8_
   check(xc_domain_unpause(xch, domid) == 0, "kinds_guest_unpaused", "domid %u", domid);
   bool done = false;
   *crashed = false;
-  for (int i = 0; i < 400 * 10 && !done && !*crashed; i++) {
+  int hostile_deadline = -1; /* a crash follows the hostile answer at once: 30 s after it, stop */
+  for (int i = 0; i < 400 * 10 && !done && !*crashed && i != hostile_deadline; i++) {
+    if (hostile_deadline < 0 && sv->nlog && sv->hostile && sv->log[sv->nlog - 1].answer == STATE_IORESP_RETRY &&
+        !sv->log[sv->nlog - 1].req.retry)
+      hostile_deadline = i + 30 * 10;
     if (poll(&pfd, 1, 100) > 0) {
       xenevtchn_port_or_error_t p = xenevtchn_pending(xce);
       if (p >= 0) xenevtchn_unmask(xce, p);
@@ -682,7 +692,7 @@ static int serve_kinds(uint16_t domid, uint64_t gfn, const char *console, uint8_
   xenforeignmemory_unmap_resource(sv->fmem, res);
   xendevicemodel_close(dmod);
   xenevtchn_close(xce);
-  return done || *crashed ? 0 : 1;
+  return 0; /* the callers check what happened */
 }
 
 static void console_value(const char *console, const char *prefix, char *line, size_t len, unsigned long long *v) {
