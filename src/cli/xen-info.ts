@@ -7,13 +7,13 @@ import { addressOption, parse, type Options } from './args.js';
 export const XEN_INFO_HELP = `Usage: xvgpu xen-info [--domid N] [--json]
 
 Prints what this Xen host offers xvgpu: the Xen version, the domctl interface version (the kernel
-helper's xen back-end must match it), whether the proposed extension (ioreq retry state, map DM op)
-is present, and the kernel helper (/dev/xvgpu_helper) with its back-ends. Run it as root in dom0 or
+helper's xen back-end must match it), whether xvgpu's hypervisor extension is present (the ioreq
+RETRY flag, and XEN_DMOP_get_dm_ext_info's version and feature bits: lend pages, ioreq retry), and the kernel helper (/dev/xvgpu_helper) with its back-ends. Run it as root in dom0 or
 the driver domain.
 
 Options:
-  --domid N    probe the retry extension on this HVM/PVH guest (creates and destroys one ioreq
-               server there); without it the retry probe is reported as unknown
+  --domid N    probe the extension on this HVM/PVH guest (DM ops need a target; the flag probe
+               creates and destroys one ioreq server there); without it the extension is unknown
   --json       one JSON object on stdout
   -h, --help   show this help
 

@@ -89,6 +89,8 @@ static int run(int fd, uint32_t domid, uint64_t gfn, const char *console) {
   snprintf(detail, sizeof(detail), "errno %d invalidations %" PRIu64 " revoked %" PRIu64 " resident %" PRIu64, e,
            (uint64_t)st.invalidations, (uint64_t)st.revoked_pages, (uint64_t)st.resident_pages);
   check(!e && st.revoked_pages == NPAGES && st.resident_pages == 0, "helper_counts_revocation", detail);
+  printf(",\"stats\":{\"invalidations\":%" PRIu64 ",\"revoked_pages\":%" PRIu64 ",\"resident_pages\":%" PRIu64 "}",
+         (uint64_t)st.invalidations, (uint64_t)st.revoked_pages, (uint64_t)st.resident_pages);
   if (xch) xc_interface_close(xch);
   return failures ? 1 : 0;
 }

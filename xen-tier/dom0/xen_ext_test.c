@@ -22,6 +22,13 @@
 //       XEN_DMOP_IOREQ_SERVER_RETRY: each page's first touch lends the page and answers
 //       STATE_IORESP_RETRY, so the vCPU re-executes the access against the mapping; after the
 //       guest wrote, the pages are revoked and its reads are answered with all ones. One JSON line.
+//   xen_ext_test retry-kinds DOMID GFN GUEST_CONSOLE_LOG
+//       Serves a paused PVH guest running retry_probe kinds GFN (split read, rep movs, rep stos,
+//       PIO) with a RETRY-flagged server and checks which requests Xen offered for retry and that
+//       each access completed with the right data. One JSON line with the request log.
+//   xen_ext_test retry-hostile noflag|pio|split DOMID GFN GUEST_CONSOLE_LOG
+//       The server answers STATE_IORESP_RETRY to a request Xen did not offer (a server without
+//       the flag; a PIO request; a split access's second chunk): the guest must be crashed.
 //   xen_ext_test hold DOMID GFN
 //       Maps the guest's page GFN and keeps it mapped until killed (prints "held" once mapped):
 //       destroying that guest then leaves a dying domain behind.
@@ -59,6 +66,8 @@ struct privcmd_dm_op {
 };
 #define IOCTL_PRIVCMD_DM_OP _IOC(_IOC_NONE, 'P', 5, sizeof(struct privcmd_dm_op))
 _Static_assert(IOCTL_PRIVCMD_DM_OP == 0x00105005, "IOCTL_PRIVCMD_DM_OP");
+#define IOCTL_PRIVCMD_RESTRICT _IOC(_IOC_NONE, 'P', 6, sizeof(domid_t))
+_Static_assert(IOCTL_PRIVCMD_RESTRICT == 0x00025006, "IOCTL_PRIVCMD_RESTRICT");
 
 // The patched public/hvm/dm_op.h (hypervisor/patches/0002), restated: stock headers lack it.
 #define XEN_DMOP_get_dm_ext_info 21
@@ -142,6 +151,26 @@ static int lend_pages(uint16_t domid, uint64_t src, uint64_t dst, uint32_t nr, u
   return e;
 }
 
+/*
+ * A deprivileged device model's privcmd fd (IOCTL_PRIVCMD_RESTRICT to OWN) lending into TARGET:
+ * Linux's privcmd refuses DM ops on any other domain. Dom0 itself is device model of every domain
+ * (XSM_DM_PRIV), so Xen's own check needs an unprivileged caller domain; this is the dom0 half.
+ */
+static int restricted_lend(uint16_t own, uint16_t target, uint64_t src, uint64_t dst) {
+  int fd = open("/dev/xen/privcmd", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return -1;
+  domid_t d = own;
+  int e = -1;
+  if (ioctl(fd, IOCTL_PRIVCMD_RESTRICT, &d) == 0) {
+    struct dm_op op = {.op = XEN_DMOP_lend_pages, .u.lend = {src, dst, 1, 0, 0}};
+    struct privcmd_dm_op_buf buf = {.uptr = &op, .size = sizeof(op)};
+    struct privcmd_dm_op arg = {.dom = target, .num = 1, .ubufs = &buf};
+    e = ioctl(fd, IOCTL_PRIVCMD_DM_OP, &arg) == 0 ? 0 : errno;
+  }
+  close(fd);
+  return e;
+}
+
 static int revoke_pages(uint16_t domid, uint64_t src, uint64_t dst, uint32_t nr) {
   struct dm_op op = {.op = XEN_DMOP_revoke_pages, .u.lend = {src, dst, nr, 0, 0}};
   return dm_op(domid, &op);
@@ -194,6 +223,11 @@ static void hostile_arguments(uint16_t domid, const xen_pfn_t *mfn, uint64_t gfn
   expect_errno("lend_mmio_frame", lend_pages(domid, 0xfee00 /* local APIC */, gfn, 1, 0, 0, NULL), EPERM);
   expect_errno("lend_over_guest_ram", lend_pages(domid, mfn[0], 0x100, 1, XEN_DMOP_LEND_WRITABLE, 0, NULL), EEXIST);
   expect_errno("lend_into_caller", lend_pages(0, mfn[0], gfn, 1, 0, 0, NULL), EPERM);
+  /* dom0's shared_info: dom0's, but a Xen-heap page (a PV domain's shared_info_frame is its MFN). */
+  xc_dominfo_t d0;
+  bool have_d0 = xc_domain_getinfo(xch, 0, 1, &d0) == 1 && d0.domid == 0;
+  expect_errno("lend_xen_special_page", have_d0 ? lend_pages(domid, d0.shared_info_frame, gfn, 1, 0, 0, NULL) : -1, EPERM);
+  expect_errno("lend_through_privcmd_restricted_to_another_domain", restricted_lend(zombie, domid, mfn[0], gfn), EPERM);
   expect_errno("lend_no_such_domain", lend_pages(0x7fe0, mfn[0], gfn, 1, 0, 0, NULL), ESRCH);
   expect_errno("lend_dying_domain", lend_pages(zombie, mfn[0], gfn, 1, 0, 0, NULL), ESRCH);
   expect_errno("revoke_bad_src", revoke_pages(domid, 1, gfn, 1), EINVAL);
@@ -309,7 +343,8 @@ static int run(uint16_t domid, uint64_t gfn, const char *console, uint16_t zombi
         "dom0 tot_pages %" PRIu64 " -> %" PRIu64 " (allocated) -> %" PRIu64 " (freed)", tot0, tot_alloc, tot_freed);
   check(free_after >= free_before + NPAGES, "xen_free_memory_returns", "free_pages %" PRIu64 " -> %" PRIu64, free_before,
         free_after);
-  result(",\"free_pages_delta\":%" PRId64, (int64_t)(free_after - free_before));
+  result(",\"free_pages_delta\":%" PRId64 ",\"dom0_tot_pages\":[%" PRIu64 ",%" PRIu64 ",%" PRIu64 "]",
+         (int64_t)(free_after - free_before), tot0, tot_alloc, tot_freed);
   xc_domain_setmaxmem(xch, 0, max_kb);
   xenforeignmemory_close(fmem);
   return failures ? 1 : 0;
@@ -458,6 +493,305 @@ static int retry(uint16_t domid, uint64_t gfn, const char *console) {
   return failures ? 1 : 0;
 }
 
+/*
+ * IORESP_RETRY by kind of access (guest/retry_probe.c). A server sees each request, logs it and
+ * answers by policy: a request Xen offered for retry (bit set) whose page is not lent yet lends the
+ * page and answers STATE_IORESP_RETRY; everything else is completed from dom0's own pages (reads
+ * and writes, also data_is_ptr requests through a mapping of the guest's page) or, on port PORT,
+ * with PIO_VALUE. A hostile server instead answers STATE_IORESP_RETRY to every request Xen did
+ * not offer: Xen must crash the guest (as stock 4.17 does for any unknown state).
+ */
+#define PORT 0x5e0
+#define PIO_VALUE 0x12345678u
+#define MOVS_OFF 64
+#define STOS_OFF 64
+#define REPS 16
+#define MOVS_WORD(i) (0x3D000000u | (i))
+#define STOS_WORD 0x5A5A5A5Au
+#define SPLIT_LOW 0x10101010u
+#define MAX_LOG 64
+#define IOREQ_TYPE_PIO 0
+
+struct logged {
+  struct ioreq_slot req;
+  unsigned int answer;
+};
+
+struct kinds_server {
+  uint16_t domid;
+  uint64_t gfn;
+  const xen_pfn_t *mfn;
+  volatile uint8_t *own;
+  xenforeignmemory_handle *fmem;
+  bool hostile;
+  bool lent[NPAGES];
+  struct logged log[MAX_LOG];
+  unsigned int nlog, dropped;
+};
+
+/* Copies a data_is_ptr request's bytes between the guest's page and ours (df=0, one page each). */
+static bool copy_ptr(struct kinds_server *sv, const struct ioreq_slot *req, volatile uint8_t *pg, uint64_t off) {
+  uint64_t bytes = (uint64_t)req->count * req->size, goff = req->data & (PAGE - 1);
+  if (req->df || req->size > 8 || bytes > PAGE || off + bytes > PAGE || goff + bytes > PAGE) return false;
+  xen_pfn_t gpfn = req->data >> 12;
+  int err = 0;
+  uint8_t *g = xenforeignmemory_map(sv->fmem, sv->domid, PROT_READ | PROT_WRITE, 1, &gpfn, &err);
+  if (!g || err) return false;
+  if (req->dir == 0 /* write: guest RAM -> device */) memcpy((void *)(pg + off), g + goff, bytes);
+  else memcpy(g + goff, (const void *)(pg + off), bytes);
+  xenforeignmemory_unmap(sv->fmem, g, 1);
+  return true;
+}
+
+/* Completes an MMIO request of the window from dom0's own pages (bounded to one page). */
+static void complete_mmio(struct kinds_server *sv, struct ioreq_slot *req, uint64_t page) {
+  volatile uint8_t *pg = sv->own + page * PAGE;
+  uint64_t off = req->addr & (PAGE - 1);
+  if (req->data_is_ptr) {
+    copy_ptr(sv, req, pg, off);
+    return;
+  }
+  if (req->size > 8 || off + (uint64_t)req->size * (req->count ? req->count : 1) > PAGE) return;
+  if (req->dir == 1 /* read */) {
+    req->data = 0;
+    memcpy(&req->data, (const void *)(pg + off), req->size);
+    return;
+  }
+  for (uint32_t i = 0; i < req->count; i++) memcpy((void *)(pg + off + (uint64_t)i * req->size), &req->data, req->size);
+}
+
+static unsigned int kinds_answer(struct kinds_server *sv, struct ioreq_slot *req) {
+  uint64_t page = (req->addr >> 12) - sv->gfn;
+  /* Only the guest's accesses: Xen also broadcasts requests (IOREQ_TYPE_INVALIDATE when the guest
+   * gives memory back at boot) to every server, which must be completed. */
+  bool ours = (req->type == IOREQ_TYPE_COPY && page < NPAGES) || (req->type == IOREQ_TYPE_PIO && req->addr == PORT);
+  if (sv->hostile && ours && !req->retry) return STATE_IORESP_RETRY;
+  if (req->type == IOREQ_TYPE_PIO) {
+    if (req->dir == 1) req->data = req->addr == PORT ? PIO_VALUE : ~0ULL;
+    return STATE_IORESP_READY;
+  }
+  if (req->type != IOREQ_TYPE_COPY || page >= NPAGES) {
+    req->data = ~0ULL;
+    return STATE_IORESP_READY;
+  }
+  if (req->retry && !sv->lent[page]) {
+    sv->lent[page] = lend_pages(sv->domid, sv->mfn[page], sv->gfn + page, 1, XEN_DMOP_LEND_WRITABLE, 0, NULL) == 0;
+    if (sv->lent[page]) return STATE_IORESP_RETRY;
+  }
+  complete_mmio(sv, req, page);
+  return STATE_IORESP_READY;
+}
+
+static void kinds_serve_slot(struct kinds_server *sv, volatile struct ioreq_slot *slot, xenevtchn_handle *xce,
+                             evtchn_port_t port) {
+  if (slot->state != STATE_IOREQ_READY) return;
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  struct ioreq_slot req = *slot;
+  slot->state = STATE_IOREQ_INPROCESS;
+  struct ioreq_slot logged = req;
+  unsigned int state = kinds_answer(sv, &req);
+  if (sv->nlog < MAX_LOG) sv->log[sv->nlog++] = (struct logged){logged, state};
+  else sv->dropped++;
+  slot->data = req.data;
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  slot->state = state;
+  xenevtchn_notify(xce, port);
+}
+
+static void log_json(const struct kinds_server *sv) {
+  result(",\"requests\":[");
+  for (unsigned int i = 0; i < sv->nlog; i++) {
+    const struct ioreq_slot *r = &sv->log[i].req;
+    bool mmio = r->type == IOREQ_TYPE_COPY;
+    char other[16];
+    snprintf(other, sizeof(other), "type-%u", r->type);
+    result("%s{\"type\":\"%s\",\"page\":%" PRId64 ",\"off\":%" PRIu64 ",\"size\":%u,\"count\":%u,\"dir\":\"%s\","
+           "\"ptr\":%u,\"retry\":%u,\"answer\":\"%s\"}",
+           i ? "," : "", mmio ? "mmio" : r->type == IOREQ_TYPE_PIO ? "pio" : other,
+           mmio ? (int64_t)((r->addr >> 12) - sv->gfn) : -1, mmio ? r->addr & (PAGE - 1) : r->addr, r->size, r->count,
+           r->dir ? "read" : "write", r->data_is_ptr, r->retry, sv->log[i].answer == STATE_IORESP_RETRY ? "retry" : "ready");
+  }
+  result("],\"requests_dropped\":%u", sv->dropped);
+}
+
+/* The first logged request matching the predicate's arguments, or NULL. */
+static const struct logged *find_req(const struct kinds_server *sv, unsigned int type, int64_t page, int64_t off,
+                                     int ptr, int retry) {
+  for (unsigned int i = 0; i < sv->nlog; i++) {
+    const struct ioreq_slot *r = &sv->log[i].req;
+    int64_t pg = r->type == IOREQ_TYPE_COPY ? (int64_t)((r->addr >> 12) - sv->gfn) : -1;
+    int64_t o = r->type == IOREQ_TYPE_COPY ? (int64_t)(r->addr & (PAGE - 1)) : (int64_t)r->addr;
+    if (r->type == type && (page < 0 || pg == page) && (off < 0 || o == off) && (ptr < 0 || r->data_is_ptr == ptr) &&
+        (retry < 0 || r->retry == retry))
+      return &sv->log[i];
+  }
+  return NULL;
+}
+
+static bool guest_crashed(uint16_t domid) {
+  xc_dominfo_t info;
+  return xc_domain_getinfo(xch, domid, 1, &info) == 1 && info.domid == domid && info.crashed;
+}
+
+/*
+ * Serves DOMID (a paused PVH guest running retry_probe MODE GFN) until its console shows
+ * "XT-RP: done" or it crashed (bounded by 400 s: it boots under TCG first). Returns 1 only when the
+ * server could not be set up.
+ */
+static int serve_kinds(uint16_t domid, uint64_t gfn, const char *console, uint8_t flags, struct kinds_server *sv,
+                       xen_pfn_t *mfn, uint64_t *max_kb, bool *crashed) {
+  char line[512];
+  sv->fmem = xenforeignmemory_open(NULL, 0);
+  xendevicemodel_handle *dmod = xendevicemodel_open(NULL, 0);
+  xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
+  if (!sv->fmem || !dmod || !xce) return perror("open Xen libraries"), 1;
+  sv->own = (volatile uint8_t *)alloc_own_pages(sv->fmem, mfn, max_kb);
+  if (!sv->own) return 1;
+  *(volatile uint32_t *)(sv->own + PAGE - 4) = SPLIT_LOW;
+  sv->domid = domid;
+  sv->gfn = gfn;
+  sv->mfn = mfn;
+
+  struct dm_op op = {.op = XEN_DMOP_create_ioreq_server, .u.create = {.flags = flags}};
+  int e = dm_op(domid, &op);
+  ioservid_t id = op.u.create.id;
+  void *addr = NULL;
+  xenforeignmemory_resource_handle *res =
+      e ? NULL
+        : xenforeignmemory_map_resource(sv->fmem, domid, XENMEM_resource_ioreq_server, id,
+                                        XENMEM_resource_ioreq_server_frame_ioreq(0), 1, &addr,
+                                        PROT_READ | PROT_WRITE, 0);
+  int r1 = res ? xendevicemodel_map_io_range_to_ioreq_server(dmod, domid, id, 1, gfn << 12, ((gfn + NPAGES) << 12) - 1) : -1;
+  int r1p = r1 ? -1 : xendevicemodel_map_io_range_to_ioreq_server(dmod, domid, id, 0, PORT, PORT + 3);
+  int r2 = r1p ? -1 : xendevicemodel_set_ioreq_server_state(dmod, domid, id, 1);
+  volatile struct ioreq_slot *slot = addr;
+  int port = r2 ? -1 : xenevtchn_bind_interdomain(xce, domid, slot[0].vp_eport);
+  check(!e && res && !r1 && !r1p && !r2 && port >= 0, "kinds_server_up",
+        "flags %u create %d resource %s mmio %d pio %d enable %d port %d", flags, e, res ? "ok" : "failed", r1, r1p, r2, port);
+  if (port < 0) return 1;
+
+  struct pollfd pfd = {.fd = xenevtchn_fd(xce), .events = POLLIN};
+  check(xc_domain_unpause(xch, domid) == 0, "kinds_guest_unpaused", "domid %u", domid);
+  bool done = false;
+  *crashed = false;
+  int hostile_deadline = -1; /* a crash follows the hostile answer at once: 30 s after it, stop */
+  for (int i = 0; i < 400 * 10 && !done && !*crashed && i != hostile_deadline; i++) {
+    if (hostile_deadline < 0 && sv->nlog && sv->hostile && sv->log[sv->nlog - 1].answer == STATE_IORESP_RETRY &&
+        !sv->log[sv->nlog - 1].req.retry)
+      hostile_deadline = i + 30 * 10;
+    if (poll(&pfd, 1, 100) > 0) {
+      xenevtchn_port_or_error_t p = xenevtchn_pending(xce);
+      if (p >= 0) xenevtchn_unmask(xce, p);
+    }
+    kinds_serve_slot(sv, &slot[0], xce, port);
+    done = wait_console(console, "XT-RP: done", line, sizeof(line), 0) == 0;
+    if (i % 10 == 0) *crashed = guest_crashed(domid);
+  }
+  if (!done && !*crashed) *crashed = guest_crashed(domid);
+  xendevicemodel_destroy_ioreq_server(dmod, domid, id);
+  xenforeignmemory_unmap_resource(sv->fmem, res);
+  xendevicemodel_close(dmod);
+  xenevtchn_close(xce);
+  return 0; /* the callers check what happened */
+}
+
+static void console_value(const char *console, const char *prefix, char *line, size_t len, unsigned long long *v) {
+  *v = ~0ULL;
+  if (wait_console(console, prefix, line, len, 0) == 0) sscanf(line + strlen(prefix), "%llx", v);
+}
+
+static void destroy_and_free(uint16_t domid, struct kinds_server *sv, xen_pfn_t *mfn, uint64_t max_kb) {
+  char cmd[64];
+  snprintf(cmd, sizeof(cmd), "xl destroy %u", domid);
+  check(system(cmd) == 0, "kinds_guest_destroyed", "%s", cmd);
+  xenforeignmemory_unmap(sv->fmem, (void *)sv->own, NPAGES);
+  check(xc_domain_decrease_reservation_exact(xch, 0, NPAGES, 0, mfn) == 0, "kinds_pages_freed", "");
+  xc_domain_setmaxmem(xch, 0, max_kb);
+  xenforeignmemory_close(sv->fmem);
+}
+
+/* retry-kinds: every kind of access completes correctly; only first accesses of MMIO are offered. */
+static int retry_kinds(uint16_t domid, uint64_t gfn, const char *console) {
+  static struct kinds_server sv;
+  xen_pfn_t mfn[NPAGES];
+  uint64_t max_kb;
+  bool crashed;
+  char line[512];
+  unsigned long long v;
+  if (serve_kinds(domid, gfn, console, XEN_DMOP_IOREQ_SERVER_RETRY, &sv, mfn, &max_kb, &crashed)) return 1;
+  log_json(&sv);
+  check(!crashed && wait_console(console, "XT-RP: done", line, sizeof(line), 0) == 0, "kinds_guest_completed",
+        "crashed %d", crashed);
+
+  /* Split: the first chunk (page 0) is offered and retried; the second (page 1) never is. */
+  const uint64_t split_want = ((uint64_t)MAGIC(1) << 32) | SPLIT_LOW;
+  console_value(console, "XT-RP: split ", line, sizeof(line), &v);
+  check(v == split_want, "split_read_value", "%s, want %016" PRIx64, line, split_want);
+  const struct logged *first = find_req(&sv, IOREQ_TYPE_COPY, 0, PAGE - 4, 0, 1);
+  check(first && first->answer == STATE_IORESP_RETRY, "split_first_chunk_offered_and_retried", "%s",
+        first ? "page 0 +4092 offered" : "no offered request for page 0 +4092");
+  check(find_req(&sv, IOREQ_TYPE_COPY, 1, 0, 0, 1) == NULL && find_req(&sv, IOREQ_TYPE_COPY, 1, 0, 0, 0) != NULL,
+        "split_second_chunk_not_offered", "page 1 +0: offered %d, not offered %d",
+        find_req(&sv, IOREQ_TYPE_COPY, 1, 0, 0, 1) != NULL, find_req(&sv, IOREQ_TYPE_COPY, 1, 0, 0, 0) != NULL);
+
+  /* rep movs RAM -> MMIO is data_is_ptr: never offered (it is retired when sent); the data arrives. */
+  unsigned int movs_ok = 0;
+  for (unsigned int i = 0; i < REPS; i++) movs_ok += ((volatile uint32_t *)(sv.own + 2 * PAGE + MOVS_OFF))[i] == MOVS_WORD(i);
+  console_value(console, "XT-RP: movs ", line, sizeof(line), &v);
+  check(find_req(&sv, IOREQ_TYPE_COPY, 2, -1, 1, 1) == NULL && find_req(&sv, IOREQ_TYPE_COPY, 2, -1, 1, 0) != NULL,
+        "rep_movs_ptr_request_not_offered", "page 2 data_is_ptr: offered %d, not offered %d",
+        find_req(&sv, IOREQ_TYPE_COPY, 2, -1, 1, 1) != NULL, find_req(&sv, IOREQ_TYPE_COPY, 2, -1, 1, 0) != NULL);
+  check(movs_ok == REPS && v == 0x10, "rep_movs_data_arrives", "dom0 page 2: %u of %u words; guest: %s", movs_ok, REPS,
+        line);
+
+  /* rep stos into MMIO is one buffered request per pass: offered, retried, re-executed natively. */
+  unsigned int stos_ok = 0;
+  for (unsigned int i = 0; i < REPS; i++) stos_ok += ((volatile uint32_t *)(sv.own + 3 * PAGE + STOS_OFF))[i] == STOS_WORD;
+  uint32_t after = ((volatile uint32_t *)(sv.own + 3 * PAGE + STOS_OFF))[REPS];
+  const struct logged *stos = find_req(&sv, IOREQ_TYPE_COPY, 3, STOS_OFF, 0, 1);
+  console_value(console, "XT-RP: stos ", line, sizeof(line), &v);
+  check(stos && stos->answer == STATE_IORESP_RETRY && stos->req.dir == 0, "rep_stos_offered_and_retried", "%s",
+        stos ? "page 3 write offered" : "no offered request for page 3");
+  check(stos_ok == REPS && after == 0 && v == 0x10, "rep_stos_reexecuted_exactly", "dom0 page 3: %u of %u words, next %08x; guest: %s",
+        stos_ok, REPS, after, line);
+
+  /* PIO is never offered. */
+  const struct logged *pio = find_req(&sv, IOREQ_TYPE_PIO, -1, PORT, -1, -1);
+  console_value(console, "XT-RP: pio ", line, sizeof(line), &v);
+  check(pio && !pio->req.retry && v == PIO_VALUE, "pio_not_offered", "%s; guest: %s",
+        pio ? (pio->req.retry ? "offered" : "not offered") : "no PIO request seen", line);
+  destroy_and_free(domid, &sv, mfn, max_kb);
+  return failures ? 1 : 0;
+}
+
+/*
+ * retry-hostile MODE: the server answers STATE_IORESP_RETRY to a request Xen did not offer; the
+ * guest must be crashed, and must not get past the access. noflag: server without the flag, a plain
+ * read; pio: flagged server, an inl; split: flagged server, the second chunk of a split read.
+ */
+static int retry_hostile(const char *mode, uint16_t domid, uint64_t gfn, const char *console) {
+  static struct kinds_server sv;
+  xen_pfn_t mfn[NPAGES];
+  uint64_t max_kb;
+  bool crashed;
+  char line[512];
+  uint8_t flags = strcmp(mode, "noflag") == 0 ? 0 : XEN_DMOP_IOREQ_SERVER_RETRY;
+  sv.hostile = true;
+  if (serve_kinds(domid, gfn, console, flags, &sv, mfn, &max_kb, &crashed)) return 1;
+  log_json(&sv);
+  const struct logged *bad = NULL;
+  for (unsigned int i = 0; i < sv.nlog && !bad; i++)
+    if (sv.log[i].answer == STATE_IORESP_RETRY && !sv.log[i].req.retry) bad = &sv.log[i];
+  bool want_type = bad && (strcmp(mode, "pio") == 0 ? bad->req.type == IOREQ_TYPE_PIO : bad->req.type == IOREQ_TYPE_COPY);
+  bool want_where = bad && (strcmp(mode, "split") != 0 || ((bad->req.addr >> 12) - gfn == 1 && (bad->req.addr & (PAGE - 1)) == 0));
+  check(want_type && want_where, "hostile_retry_sent_to_unoffered_request", "%s", bad ? "answered" : "no unoffered request");
+  check(crashed, "hostile_retry_crashes_guest", "domid %u crashed %d", domid, crashed);
+  const char *past = strcmp(mode, "noflag") == 0 ? "XT-RP: touch" : strcmp(mode, "pio") == 0 ? "XT-RP: pio" : "XT-RP: split";
+  check(wait_console(console, past, line, sizeof(line), 0) != 0, "hostile_access_never_completed", "%s", line);
+  destroy_and_free(domid, &sv, mfn, max_kb);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: xen_ext_test query DOMID | run DOMID GFN CONSOLE_LOG ZOMBIE_DOMID\n");
@@ -492,6 +826,17 @@ int main(int argc, char **argv) {
     if (!xch) return perror("xc_interface_open"), 1;
     result("{\"mode\":\"retry\"");
     int rc = retry(domid, strtoull(argv[3], NULL, 0), argv[4]);
+    printf("%s,\"failures\":%d}\n", results, failures);
+    return rc;
+  }
+  if ((strcmp(argv[1], "retry-kinds") == 0 && argc == 5) || (strcmp(argv[1], "retry-hostile") == 0 && argc == 6)) {
+    bool kinds = argv[1][6] == 'k';
+    xch = xc_interface_open(NULL, NULL, 0);
+    if (!xch) return perror("xc_interface_open"), 1;
+    if (!kinds) domid = (uint16_t)strtoul(argv[3], NULL, 0);
+    result("{\"mode\":\"%s\"", kinds ? "kinds" : argv[2]);
+    int rc = kinds ? retry_kinds(domid, strtoull(argv[3], NULL, 0), argv[4])
+                   : retry_hostile(argv[2], domid, strtoull(argv[4], NULL, 0), argv[5]);
     printf("%s,\"failures\":%d}\n", results, failures);
     return rc;
   }

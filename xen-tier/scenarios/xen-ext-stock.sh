@@ -15,6 +15,10 @@ cat "$out/query.json"
 xt_bounded 30 /xt/bin/xen_ext_test retry-flag "$dom" > "$out/retry-flag.json"
 frc=$?
 cat "$out/retry-flag.json"
+# xvgpu's probe reports the extension absent (EOPNOTSUPP is stock Xen, not an error).
+(cd /xvgpu && xt_bounded 60 node dist/cli/main.js xen-info --domid "$dom" --json) > "$out/xen-info.json"
+irc=$?
+cat "$out/xen-info.json"
 # The kernel helper's xen-dmop back-end refuses to bind.
 insmod /xt/xvgpu_helper.ko || exit 1
 xt_bounded 30 /xt/bin/xen_dmop_helper_test bind "$dom" > "$out/bind.json"
@@ -26,5 +30,7 @@ xt_bounded 60 xl destroy "$dom"
 [ $rc -eq 3 ] && grep -q '"errno":95' "$out/query.json" || { echo "query exit $rc, want 3 (EOPNOTSUPP)"; exit 1; }
 [ $brc -eq 3 ] && grep -q '"errno":95' "$out/bind.json" || { echo "helper bind exit $brc, want 3 (EOPNOTSUPP)"; exit 1; }
 [ $frc -eq 3 ] || { echo "retry-flag exit $frc, want 3 (EINVAL for the flag)"; exit 1; }
-printf '{"query":%s,"retry_flag":%s,"helper_bind":%s}\n' "$(cat "$out/query.json")" "$(cat "$out/retry-flag.json")" \
-  "$(cat "$out/bind.json")" > "$out/result.json"
+[ $irc -eq 0 ] && grep -q '"mapDmop":{"value":false}' "$out/xen-info.json" \
+  || { echo "xen-info exit $irc, want 0 with mapDmop false"; exit 1; }
+printf '{"query":%s,"retry_flag":%s,"helper_bind":%s,"xen_info":%s}\n' "$(cat "$out/query.json")" \
+  "$(cat "$out/retry-flag.json")" "$(cat "$out/bind.json")" "$(cat "$out/xen-info.json")" > "$out/result.json"

@@ -9,7 +9,9 @@
 # with XEN_DMOP_IOREQ_SERVER_RETRY serves a third guest: first touches lend the page and answer
 # STATE_IORESP_RETRY, so the vCPU re-executes against the mapping. Then the kernel helper's
 # xen-dmop back-end lends a registered buffer to a third guest and revokes it from its invalidate
-# callback when the buffer's pages are dropped (xen_dmop_helper_test).
+# callback when the buffer's pages are dropped (xen_dmop_helper_test). Between them: retry by kind
+# of access (split, rep movs, rep stos, PIO) and three hostile retries that must crash their guest
+# (retry_probe); `xvgpu xen-info --domid` reports the extension.
 set -uo pipefail
 . /xt/lib.sh
 out=$1
@@ -31,6 +33,9 @@ xt_bounded 30 /xt/bin/xen_ext_test query "$target" > "$out/query.json"
 qrc=$?
 xt_bounded 30 /xt/bin/xen_ext_test retry-flag "$target" > "$out/retry-flag.json"
 frc=$?
+# xvgpu's own probe (probeDmExtension through privcmd): version, features and both bits.
+(cd /xvgpu && xt_bounded 60 node dist/cli/main.js xen-info --domid "$target" --json) > "$out/xen-info.json"
+irc=$?
 xl dmesg -c > /dev/null
 xt_bounded 600 /xt/bin/xen_ext_test run "$target" "$GFN" "$XT_CONSOLE_DIR/guest-xe-target.log" "$zombie" \
   > "$out/run.json" 2> "$out/run.log"
@@ -50,6 +55,34 @@ cat "$out/retry.log"
 cp "$XT_CONSOLE_DIR/guest-xe-retry.log" "$out/retry-guest.log" 2>/dev/null
 xl list | grep -q xe-retry && xt_bounded 30 xl destroy "$rdom"
 
+# IORESP_RETRY by kind of access (guest/retry_probe.c): a split read, rep movs (data_is_ptr), rep
+# stos and PIO; then three guests whose server answers RETRY where Xen did not offer it (a server
+# without the flag, a PIO request, a split access's second chunk): each must be crashed.
+xt_pvh_cfg xe-kinds retry_probe "kinds,$GFN" > /tmp/xe-kinds.cfg
+xt_bounded 180 xl create -p /tmp/xe-kinds.cfg || exit 1
+kdom=$(xt_domid xe-kinds)
+xt_bounded 500 /xt/bin/xen_ext_test retry-kinds "$kdom" "$GFN" "$XT_CONSOLE_DIR/guest-xe-kinds.log" \
+  > "$out/retry-kinds.json" 2> "$out/retry-kinds.log"
+krc=$?
+cat "$out/retry-kinds.log"
+cp "$XT_CONSOLE_DIR/guest-xe-kinds.log" "$out/retry-kinds-guest.log" 2>/dev/null
+xl list | grep -q xe-kinds && xt_bounded 30 xl destroy "$kdom"
+hostile_rc=0
+for mode in noflag pio split; do
+  guest_mode=$mode; [ "$mode" = noflag ] && guest_mode=touch
+  xt_pvh_cfg "xe-h-$mode" retry_probe "$guest_mode,$GFN" > "/tmp/xe-h-$mode.cfg"
+  xt_bounded 180 xl create -p "/tmp/xe-h-$mode.cfg" || exit 1
+  hd=$(xt_domid "xe-h-$mode")
+  xl dmesg -c > /dev/null
+  xt_bounded 500 /xt/bin/xen_ext_test retry-hostile "$mode" "$hd" "$GFN" "$XT_CONSOLE_DIR/guest-xe-h-$mode.log" \
+    > "$out/hostile-$mode.json" 2> "$out/hostile-$mode.log" || hostile_rc=1
+  cat "$out/hostile-$mode.log"
+  # Xen names where it crashed the guest (common/ioreq.c: wait_for_io()).
+  xl dmesg | grep -m1 'domain_crash called from' > "$out/hostile-$mode-crash.txt"
+  cp "$XT_CONSOLE_DIR/guest-xe-h-$mode.log" "$out/hostile-$mode-guest.log" 2>/dev/null
+  xl list | grep -q "xe-h-$mode" && xt_bounded 30 xl destroy "$hd"
+done
+
 # The kernel helper's xen-dmop back-end: MAP lends, the invalidate callback revokes.
 insmod /xt/xvgpu_helper.ko || exit 1
 xt_pvh_cfg xe-helper lend_reader "$GFN" > /tmp/xe-helper.cfg
@@ -67,8 +100,10 @@ kill "$hold"; wait "$hold" 2>/dev/null
 # The dying domain goes away once dom0 drops its mapping.
 gone=0
 for _ in $(seq 150); do xl list | awk 'NR > 1 { print $2 }' | grep -qx "$zombie" || { gone=1; break; }; sleep 0.2; done
-[ $qrc -eq 0 ] && [ $frc -eq 0 ] && [ $rc -eq 0 ] && [ $rrc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
-  || { echo "query rc=$qrc retry-flag rc=$frc run rc=$rc retry rc=$rrc helper rc=$hrc zombie gone=$gone"; exit 1; }
+[ $qrc -eq 0 ] && [ $frc -eq 0 ] && [ $irc -eq 0 ] && [ $rc -eq 0 ] && [ $rrc -eq 0 ] && [ $krc -eq 0 ] \
+  && [ $hostile_rc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
+  || { echo "query rc=$qrc retry-flag rc=$frc xen-info rc=$irc run rc=$rc retry rc=$rrc kinds rc=$krc" \
+       "hostile rc=$hostile_rc helper rc=$hrc zombie gone=$gone"; exit 1; }
 node -e '
 const fs = require("fs");
 const out = process.argv[1];
@@ -77,5 +112,13 @@ const query = JSON.parse(fs.readFileSync(`${out}/query.json`, "utf8"));
 const helper = JSON.parse(fs.readFileSync(`${out}/helper.json`, "utf8"));
 const retryFlag = JSON.parse(fs.readFileSync(`${out}/retry-flag.json`, "utf8"));
 const retry = JSON.parse(fs.readFileSync(`${out}/retry.json`, "utf8"));
-fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, retry_flag: retryFlag, run, retry, helper, dying_domain_released: true }));
+const xenInfo = JSON.parse(fs.readFileSync(`${out}/xen-info.json`, "utf8"));
+const retryKinds = JSON.parse(fs.readFileSync(`${out}/retry-kinds.json`, "utf8"));
+const hostile = {};
+for (const m of ["noflag", "pio", "split"]) {
+  hostile[m] = JSON.parse(fs.readFileSync(`${out}/hostile-${m}.json`, "utf8"));
+  hostile[m].xen_crash_site = fs.readFileSync(`${out}/hostile-${m}-crash.txt`, "utf8").trim();
+}
+fs.writeFileSync(`${out}/result.json`, JSON.stringify({ query, retry_flag: retryFlag, xen_info: xenInfo, run, retry,
+  retry_kinds: retryKinds, retry_hostile: hostile, helper, dying_domain_released: true }));
 ' "$out"

@@ -30,6 +30,7 @@ export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINVAL = 22;
 export const EAGAIN = 11;
+export const EOPNOTSUPP = 95;
 
 /** The C types the bindings use; each maps to one ffi-rs type (pointer-sized values as externals). */
 export type CType =

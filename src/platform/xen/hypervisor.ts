@@ -20,12 +20,14 @@ import { restrictAllXenHandles } from './confine.js';
 import { openDeviceModel, type DeviceModelLib } from './devicemodel.js';
 import { XenEventChannels } from './event-channels.js';
 import { openEvtchn, type EvtchnLib } from './evtchn.js';
-import { EINVAL, ENOENT, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
+import { EINVAL, ENOENT, EOPNOTSUPP, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
 import { XenGuestMemory } from './guest-memory.js';
 import {
   HVM_IOREQSRV_BUFIOREQ_OFF,
   PAGE_SIZE,
   XENMEM_RESOURCE_IOREQ_SERVER,
+  XEN_DMOP_DM_EXT_IORESP_RETRY,
+  XEN_DMOP_DM_EXT_LEND_PAGES,
   XEN_DMOP_IOREQ_SERVER_RETRY,
   ioreqServerFrameIoreq,
   openPrivcmd,
@@ -92,6 +94,37 @@ export function probeRetry(privcmd: PrivcmdLib, dm: DeviceModelLib, domid: numbe
   }
   dm.destroyIoreqServer(domid, id);
   return true;
+}
+
+/** What XEN_DMOP_get_dm_ext_info reported (docs/xen-extension.md). */
+export interface DmExtension {
+  readonly version: number;
+  readonly features: number;
+  /** XEN_DMOP_lend_pages / XEN_DMOP_revoke_pages. */
+  readonly lendPages: boolean;
+  /** XEN_DMOP_IOREQ_SERVER_RETRY / STATE_IORESP_RETRY. */
+  readonly ioreqRetry: boolean;
+}
+
+/**
+ * xvgpu's hypervisor extension on `domid` (an HVM/PVH guest: DM ops need a target): its version
+ * and feature bits, or null on stock Xen (EOPNOTSUPP). Other errors (ESRCH, EPERM) are thrown.
+ */
+export function probeDmExtension(privcmd: PrivcmdLib, domid: number): DmExtension | null {
+  let info;
+  try {
+    info = privcmd.dmExtInfo(domid);
+  } catch (e) {
+    if (e instanceof XenCallError && e.errno === EOPNOTSUPP) return null;
+    throw e;
+  }
+  const { version, features } = info;
+  return {
+    version,
+    features,
+    lendPages: (features & XEN_DMOP_DM_EXT_LEND_PAGES) !== 0,
+    ioreqRetry: (features & XEN_DMOP_DM_EXT_IORESP_RETRY) !== 0,
+  };
 }
 
 export class XenHypervisor implements HypervisorPort {

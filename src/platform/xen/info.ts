@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HELPER_DEVICE } from '../linux/helper-abi.js';
-import { probeRetry, realXenLibs, type XenLibs } from './hypervisor.js';
+import { probeDmExtension, probeRetry, realXenLibs, type DmExtension, type XenLibs } from './hypervisor.js';
 
 /** XEN_DOMCTL_INTERFACE_VERSION in the libxen-dev xvgpu is built against (Debian 12: Xen 4.17). */
 export const LIBRARY_DOMCTL_INTERFACE_VERSION = 0x15;
@@ -29,7 +29,16 @@ export interface KnownOrWhy<T> {
 export interface XenInfo {
   readonly xenVersion: string;
   readonly domctlInterfaceVersion: { readonly hypervisor: KnownOrWhy<number>; readonly library: number; readonly match: boolean | null };
-  readonly extension: { readonly retry: KnownOrWhy<boolean>; readonly mapDmop: KnownOrWhy<boolean> };
+  readonly extension: {
+    /** The ioreq-server RETRY flag is accepted (an ioreq server is created with it and destroyed). */
+    readonly retry: KnownOrWhy<boolean>;
+    /** XEN_DMOP_get_dm_ext_info reports XEN_DMOP_DM_EXT_LEND_PAGES (lend/revoke DM ops). */
+    readonly mapDmop: KnownOrWhy<boolean>;
+    /** XEN_DMOP_get_dm_ext_info reports XEN_DMOP_DM_EXT_IORESP_RETRY. */
+    readonly ioreqRetry: KnownOrWhy<boolean>;
+    /** The query's answer; null on stock Xen (EOPNOTSUPP) with that reason. */
+    readonly dmExtInfo: KnownOrWhy<{ readonly version: number; readonly features: number }>;
+  };
   readonly domain: { readonly domid: number; readonly type: string; readonly vcpus: number } | null;
   readonly kernelHelper: {
     readonly device: string;
@@ -58,21 +67,45 @@ function helperInfo(): XenInfo['kernelHelper'] {
   return { device: HELPER_DEVICE, present: existsSync(HELPER_DEVICE), moduleLoaded: existsSync(HELPER_MODULE), parameters, backends: ['soft', 'xen'] };
 }
 
-/** Probes the retry extension on `domid` (creates and destroys one ioreq server there). */
-function retryOn(libs: XenLibs, domid: number): boolean {
+/**
+ * Probes the extension on `domid`: the RETRY flag (creates and destroys one ioreq server there)
+ * and XEN_DMOP_get_dm_ext_info (null on stock Xen).
+ */
+function probeOn(libs: XenLibs, domid: number): { retry: boolean; ext: DmExtension | null } {
   const dm = libs.devicemodel();
   try {
     const privcmd = libs.privcmd();
     try {
       dm.restrict(domid);
       privcmd.restrict(domid);
-      return probeRetry(privcmd, dm, domid);
+      return { retry: probeRetry(privcmd, dm, domid), ext: probeDmExtension(privcmd, domid) };
     } finally {
       privcmd.close();
     }
   } finally {
     dm.close();
   }
+}
+
+type Extension = XenInfo['extension'];
+
+function unknownExtension(reason: string): Extension {
+  const u = { value: null, reason };
+  return { retry: u, mapDmop: u, ioreqRetry: u, dmExtInfo: u };
+}
+
+function extensionOn(libs: XenLibs, domid: number): Extension {
+  const { retry, ext } = probeOn(libs, domid);
+  if (!ext) {
+    const stock = 'XEN_DMOP_get_dm_ext_info failed with EOPNOTSUPP (stock Xen)';
+    return { retry: { value: retry }, mapDmop: { value: false }, ioreqRetry: { value: false }, dmExtInfo: { value: null, reason: stock } };
+  }
+  return {
+    retry: { value: retry },
+    mapDmop: { value: ext.lendPages },
+    ioreqRetry: { value: ext.ioreqRetry },
+    dmExtInfo: { value: { version: ext.version, features: ext.features } },
+  };
 }
 
 /** Gathers xen-info; throws XenUnavailableError (one line) on a host without Xen. */
@@ -94,21 +127,22 @@ export function gatherXenInfo(domid: number | undefined, libs: XenLibs = realXen
   const hypervisor: KnownOrWhy<number> = expected === null
     ? { value: null, reason: `Xen ${version.major}.${version.minor} is not in xvgpu's table of domctl interface versions` }
     : { value: expected };
-  let retry: KnownOrWhy<boolean>;
-  if (domid === undefined) retry = { value: null, reason: 'probing needs --domid of an HVM/PVH guest (it creates and destroys one ioreq server there)' };
-  else if (!domain) retry = { value: null, reason: `domain ${domid} does not exist` };
-  else if (domain.type === 'pv') retry = { value: null, reason: `domain ${domid} is PV: ioreq servers need an HVM/PVH guest` };
-  else retry = { value: retryOn(libs, domid) };
+  let extension: Extension;
+  if (domid === undefined) extension = unknownExtension('probing needs --domid of an HVM/PVH guest (DM ops need a target; the flag probe creates and destroys one ioreq server there)');
+  else if (!domain) extension = unknownExtension(`domain ${domid} does not exist`);
+  else if (domain.type === 'pv') extension = unknownExtension(`domain ${domid} is PV: DM ops and ioreq servers need an HVM/PVH guest`);
+  else extension = extensionOn(libs, domid);
   return {
     xenVersion: `${version.major}.${version.minor}${version.extra}`,
     domctlInterfaceVersion: { hypervisor, library: LIBRARY_DOMCTL_INTERFACE_VERSION, match: hypervisor.value === null ? null : hypervisor.value === LIBRARY_DOMCTL_INTERFACE_VERSION },
-    extension: { retry, mapDmop: { value: null, reason: 'no probe yet: the map/revoke DM op and its feature query are defined by the extension patches (issue 12)' } },
+    extension,
     domain,
     kernelHelper: helperInfo(),
   };
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
+const yesNo = (k: KnownOrWhy<boolean>): string => (k.value === null ? 'unknown' : k.value ? 'yes' : 'no');
 const known = <T>(k: KnownOrWhy<T>, show: (v: T) => string): string => (k.value === null ? `unknown (${k.reason ?? ''})` : show(k.value));
 
 export function formatXenInfo(i: XenInfo): string {
@@ -120,6 +154,7 @@ export function formatXenInfo(i: XenInfo): string {
     `domctl interface:         hypervisor ${known(d.hypervisor, hex)}, libxenctrl ${hex(d.library)}${d.match === false ? ' (MISMATCH: rebuild against this Xen)' : ''}`,
     `extension retry state:    ${known(i.extension.retry, (v) => (v ? 'present' : 'absent (stock Xen: map-and-emulate)'))}`,
     `extension map DM op:      ${known(i.extension.mapDmop, (v) => (v ? 'present' : 'absent'))}`,
+    `extension query:          ${known(i.extension.dmExtInfo, (v) => `version ${v.version}, features ${hex(v.features)} (lend pages ${yesNo(i.extension.mapDmop)}, ioreq retry ${yesNo(i.extension.ioreqRetry)})`)}`,
     ...(i.domain ? [`domain ${i.domain.domid}:${' '.repeat(Math.max(1, 17 - String(i.domain.domid).length))}${i.domain.type}, ${i.domain.vcpus} vCPUs`] : []),
     `kernel helper:            ${h.present ? h.device : `${h.device} absent`}${h.moduleLoaded ? `, module loaded${params ? ` (${params})` : ''}` : ', module not loaded'}; back-ends ${h.backends.join(', ')}`,
   ].join('\n');

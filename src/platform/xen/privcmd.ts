@@ -7,9 +7,10 @@
  * revoked, so a JS view kept past unmap is a SIGSEGV (reference node-ecosystem §1.4.3). The addon's
  * mmap() hands out ArrayBuffers that munmap() detaches first, so a stale view reads as empty.
  *
- * Why a raw DM op: probing the retry extension sets the `flags` byte of
- * xen_dm_op_create_ioreq_server (pad[0] today), which libxendevicemodel's API cannot express.
- * Stock Xen answers -EINVAL (ioreq_server_dm_op() refuses non-zero padding).
+ * Why raw DM ops: probing the retry extension sets the `flags` byte of
+ * xen_dm_op_create_ioreq_server (pad[0] today), and XEN_DMOP_get_dm_ext_info is the extension's
+ * own op; libxendevicemodel's API expresses neither. Stock Xen answers -EINVAL to the flag
+ * (ioreq_server_dm_op() refuses non-zero padding) and -EOPNOTSUPP to the query.
  *
  * Layouts and ioctl numbers are checked against the kernel's <xen/privcmd.h> and Xen's
  * <xen/hvm/dm_op.h> by test/platform/xen/abi.test.ts.
@@ -40,6 +41,22 @@ export const XEN_DMOP_CREATE_IOREQ_SERVER = 1;
 export const HVM_IOREQSRV_BUFIOREQ_OFF = 0;
 /** xvgpu's proposed flag in the byte that is pad[0] today (docs/fault-revoke-protocol.md). */
 export const XEN_DMOP_IOREQ_SERVER_RETRY = 1;
+/**
+ * xvgpu's extension (hypervisor/patches/0002, docs/xen-extension.md): the feature query. Stock Xen
+ * fails it with EOPNOTSUPP (21 is past the end of its op_size[]).
+ */
+export const XEN_DMOP_GET_DM_EXT_INFO = 21;
+export const XEN_DMOP_DM_EXT_VERSION = 1;
+/** XEN_DMOP_lend_pages / XEN_DMOP_revoke_pages are available. */
+export const XEN_DMOP_DM_EXT_LEND_PAGES = 1 << 0;
+/** XEN_DMOP_IOREQ_SERVER_RETRY and STATE_IORESP_RETRY are available. */
+export const XEN_DMOP_DM_EXT_IORESP_RETRY = 1 << 1;
+
+/** struct xen_dm_op_get_dm_ext_info (OUT). */
+export interface DmExtInfo {
+  readonly version: number;
+  readonly features: number;
+}
 
 /** The privcmd calls xvgpu makes; a fake implements it in tests. */
 export interface PrivcmdLib {
@@ -52,12 +69,16 @@ export interface PrivcmdLib {
   unmap(buffer: ArrayBuffer): void;
   /** XEN_DMOP_create_ioreq_server with the flags byte set; returns the server id. */
   createIoreqServerFlagged(domid: number, handleBufioreq: number, flags: number): number;
+  /** XEN_DMOP_get_dm_ext_info on domid (an HVM/PVH guest); stock Xen throws EOPNOTSUPP. */
+  dmExtInfo(domid: number): DmExtInfo;
   close(): void;
 }
 
 const PROT_RW = native.mmapConstants.PROT_READ | native.mmapConstants.PROT_WRITE;
 const DM_OP_BUF_OFF = 0;
 const XEN_DM_OP_OFF = 64;
+/** struct xen_dm_op: uint32_t op, pad; then the union. */
+const XEN_DM_OP_UNION_OFF = 8;
 
 /** The addon takes TypedArrays: a DataView argument is passed as bytes over the same memory. */
 function ioctlOrThrow(what: string, fd: number, request: number, arg: ArrayBufferView, fixups?: { offset: number; buffer: ArrayBufferView }[]): void {
@@ -106,6 +127,27 @@ export function openPrivcmd(): PrivcmdLib {
     }
     return scratch;
   };
+  /**
+   * One xen_dm_op through IOCTL_PRIVCMD_DM_OP: zeroed, `op` set, `fill` writes the union (a view at
+   * its offset 8); returns the view of the union as Xen wrote it back.
+   */
+  const rawDmOp = (what: string, domid: number, op: number, fill: (u: DataView) => void): DataView => {
+    const page = scratchPage();
+    const base = native.addressOf(page);
+    const v = new DataView(page);
+    new Uint8Array(page, XEN_DM_OP_OFF, PRIVCMD_SIZEOF.xenDmOp).fill(0);
+    v.setUint32(XEN_DM_OP_OFF, op, true);
+    const u = new DataView(page, XEN_DM_OP_OFF + XEN_DM_OP_UNION_OFF, PRIVCMD_SIZEOF.xenDmOp - XEN_DM_OP_UNION_OFF);
+    fill(u);
+    v.setBigUint64(DM_OP_BUF_OFF, BigInt(base + XEN_DM_OP_OFF), true);
+    v.setBigUint64(DM_OP_BUF_OFF + 8, BigInt(PRIVCMD_SIZEOF.xenDmOp), true);
+    const a = new DataView(new ArrayBuffer(PRIVCMD_SIZEOF.dmOp));
+    a.setUint16(0, domid, true);
+    a.setUint16(2, 1, true);
+    a.setBigUint64(8, BigInt(base + DM_OP_BUF_OFF), true);
+    ioctlOrThrow(what, fd, IOCTL_PRIVCMD.DM_OP, a);
+    return u;
+  };
 
   return {
     restrict(domid) {
@@ -138,21 +180,15 @@ export function openPrivcmd(): PrivcmdLib {
     },
     unmap,
     createIoreqServerFlagged(domid, handleBufioreq, flags) {
-      const page = scratchPage();
-      const base = native.addressOf(page);
-      const v = new DataView(page);
-      new Uint8Array(page, XEN_DM_OP_OFF, PRIVCMD_SIZEOF.xenDmOp).fill(0);
-      v.setUint32(XEN_DM_OP_OFF, XEN_DMOP_CREATE_IOREQ_SERVER, true);
-      v.setUint8(XEN_DM_OP_OFF + 8, handleBufioreq);
-      v.setUint8(XEN_DM_OP_OFF + 9, flags);
-      v.setBigUint64(DM_OP_BUF_OFF, BigInt(base + XEN_DM_OP_OFF), true);
-      v.setBigUint64(DM_OP_BUF_OFF + 8, BigInt(PRIVCMD_SIZEOF.xenDmOp), true);
-      const a = new DataView(new ArrayBuffer(PRIVCMD_SIZEOF.dmOp));
-      a.setUint16(0, domid, true);
-      a.setUint16(2, 1, true);
-      a.setBigUint64(8, BigInt(base + DM_OP_BUF_OFF), true);
-      ioctlOrThrow('XEN_DMOP_create_ioreq_server', fd, IOCTL_PRIVCMD.DM_OP, a);
-      return v.getUint16(XEN_DM_OP_OFF + 12, true);
+      const op = rawDmOp('XEN_DMOP_create_ioreq_server', domid, XEN_DMOP_CREATE_IOREQ_SERVER, (u) => {
+        u.setUint8(0, handleBufioreq);
+        u.setUint8(1, flags);
+      });
+      return op.getUint16(4, true);
+    },
+    dmExtInfo(domid) {
+      const op = rawDmOp('XEN_DMOP_get_dm_ext_info', domid, XEN_DMOP_GET_DM_EXT_INFO, () => undefined);
+      return { version: op.getUint32(0, true), features: op.getUint32(4, true) };
     },
     close() {
       for (const buf of live) native.munmap(buf);
