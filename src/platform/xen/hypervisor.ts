@@ -17,6 +17,7 @@ import { IOREQ_SLOTS_PER_PAGE, IoreqPage } from '../../xen/abi/ioreq.js';
 import { ConfigError } from '../../backend.js';
 import { openXenCtrl, type DomainInfo, type XenCtrlLib } from './ctrl.js';
 import { restrictAllXenHandles } from './confine.js';
+import { probeDmExtension, type DmExtension } from './dm-ext.js';
 import { openDeviceModel, type DeviceModelLib } from './devicemodel.js';
 import { XenEventChannels } from './event-channels.js';
 import { openEvtchn, type EvtchnLib } from './evtchn.js';
@@ -99,6 +100,8 @@ export class XenHypervisor implements HypervisorPort {
   readonly caps: HypervisorCaps;
   readonly vcpus: number;
   readonly domainType: DomainInfo['type'];
+  /** xvgpu's Xen extension as XEN_DMOP_get_dm_ext_info reports it, or null (stock Xen). */
+  readonly extension: DmExtension | null;
   /** The server a killed predecessor left registered and this run destroyed (server-record.ts). */
   reclaimedServer: number | undefined;
   private readonly handle: string;
@@ -109,12 +112,15 @@ export class XenHypervisor implements HypervisorPort {
     info: DomainInfo,
     private readonly maxGfn: number,
     retry: boolean,
+    extension: DmExtension | null,
     private readonly dm: DeviceModelLib,
     private readonly privcmd: PrivcmdLib,
     private readonly libs: XenLibs,
     private readonly teardown: Teardown,
   ) {
-    this.caps = { retry };
+    // A server created with the retry flag gets Xen's offer bit on each request (patch 0003).
+    this.caps = { retry, retryOffer: retry };
+    this.extension = extension;
     this.vcpus = info.vcpus;
     this.domainType = info.type;
     this.handle = info.handle;
@@ -138,7 +144,8 @@ export class XenHypervisor implements HypervisorPort {
       // Before the evtchn handle exists: a second restriction of an evtchn fd is refused.
       libs.restrictAll(domid);
       const retry = probeRetry(privcmd, dm, domid);
-      return new XenHypervisor(domid, info, maxGfn, retry, dm, privcmd, libs, t);
+      const extension = probeDmExtension(privcmd, domid);
+      return new XenHypervisor(domid, info, maxGfn, retry, extension, dm, privcmd, libs, t);
     } catch (e) {
       t.run();
       throw explain(e, domid);

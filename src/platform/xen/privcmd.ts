@@ -36,6 +36,8 @@ export const XENMEM_RESOURCE_IOREQ_SERVER = 0;
 export const ioreqServerFrameIoreq = (n: number): number => 1 + n;
 /** public/hvm/dm_op.h */
 export const XEN_DMOP_CREATE_IOREQ_SERVER = 1;
+/** public/hvm/dm_op.h of the patched Xen (hypervisor/patches/0002): {u32 version; u32 features}. */
+export const XEN_DMOP_GET_DM_EXT_INFO = 21;
 /** public/hvm/hvm_op.h */
 export const HVM_IOREQSRV_BUFIOREQ_OFF = 0;
 /** xvgpu's proposed flag in the byte that is pad[0] today (docs/fault-revoke-protocol.md). */
@@ -52,6 +54,8 @@ export interface PrivcmdLib {
   unmap(buffer: ArrayBuffer): void;
   /** XEN_DMOP_create_ioreq_server with the flags byte set; returns the server id. */
   createIoreqServerFlagged(domid: number, handleBufioreq: number, flags: number): number;
+  /** XEN_DMOP_get_dm_ext_info (patched Xen); stock Xen fails it with EOPNOTSUPP. */
+  getDmExtInfo(domid: number): { version: number; features: number };
   close(): void;
 }
 
@@ -107,6 +111,28 @@ export function openPrivcmd(): PrivcmdLib {
     return scratch;
   };
 
+  /**
+   * One raw DM op (struct xen_dm_op: u32 op, u32 pad, the union at 8) in the scratch page, whose
+   * address the kernel is given; returns a view of the struct as Xen wrote it back.
+   */
+  const dmOp = (what: string, domid: number, op: number, fill: (v: DataView) => void): DataView => {
+    const page = scratchPage();
+    const base = native.addressOf(page);
+    const v = new DataView(page);
+    new Uint8Array(page, XEN_DM_OP_OFF, PRIVCMD_SIZEOF.xenDmOp).fill(0);
+    const opView = new DataView(page, XEN_DM_OP_OFF, PRIVCMD_SIZEOF.xenDmOp);
+    opView.setUint32(0, op, true);
+    fill(opView);
+    v.setBigUint64(DM_OP_BUF_OFF, BigInt(base + XEN_DM_OP_OFF), true);
+    v.setBigUint64(DM_OP_BUF_OFF + 8, BigInt(PRIVCMD_SIZEOF.xenDmOp), true);
+    const a = new DataView(new ArrayBuffer(PRIVCMD_SIZEOF.dmOp));
+    a.setUint16(0, domid, true);
+    a.setUint16(2, 1, true);
+    a.setBigUint64(8, BigInt(base + DM_OP_BUF_OFF), true);
+    ioctlOrThrow(what, fd, IOCTL_PRIVCMD.DM_OP, a);
+    return opView;
+  };
+
   return {
     restrict(domid) {
       ioctlOrThrow('IOCTL_PRIVCMD_RESTRICT', fd, IOCTL_PRIVCMD.RESTRICT, Uint16Array.of(domid));
@@ -138,21 +164,15 @@ export function openPrivcmd(): PrivcmdLib {
     },
     unmap,
     createIoreqServerFlagged(domid, handleBufioreq, flags) {
-      const page = scratchPage();
-      const base = native.addressOf(page);
-      const v = new DataView(page);
-      new Uint8Array(page, XEN_DM_OP_OFF, PRIVCMD_SIZEOF.xenDmOp).fill(0);
-      v.setUint32(XEN_DM_OP_OFF, XEN_DMOP_CREATE_IOREQ_SERVER, true);
-      v.setUint8(XEN_DM_OP_OFF + 8, handleBufioreq);
-      v.setUint8(XEN_DM_OP_OFF + 9, flags);
-      v.setBigUint64(DM_OP_BUF_OFF, BigInt(base + XEN_DM_OP_OFF), true);
-      v.setBigUint64(DM_OP_BUF_OFF + 8, BigInt(PRIVCMD_SIZEOF.xenDmOp), true);
-      const a = new DataView(new ArrayBuffer(PRIVCMD_SIZEOF.dmOp));
-      a.setUint16(0, domid, true);
-      a.setUint16(2, 1, true);
-      a.setBigUint64(8, BigInt(base + DM_OP_BUF_OFF), true);
-      ioctlOrThrow('XEN_DMOP_create_ioreq_server', fd, IOCTL_PRIVCMD.DM_OP, a);
-      return v.getUint16(XEN_DM_OP_OFF + 12, true);
+      const v = dmOp('XEN_DMOP_create_ioreq_server', domid, XEN_DMOP_CREATE_IOREQ_SERVER, (op) => {
+        op.setUint8(8, handleBufioreq);
+        op.setUint8(9, flags);
+      });
+      return v.getUint16(12, true);
+    },
+    getDmExtInfo(domid) {
+      const v = dmOp('XEN_DMOP_get_dm_ext_info', domid, XEN_DMOP_GET_DM_EXT_INFO, () => undefined);
+      return { version: v.getUint32(8, true), features: v.getUint32(12, true) };
     },
     close() {
       for (const buf of live) native.munmap(buf);

@@ -15,7 +15,7 @@ import { native, EFD_NONBLOCK } from '../../../src/native/index.js';
 import type { DomainInfo, XenCtrlLib } from '../../../src/platform/xen/ctrl.js';
 import type { DeviceModelLib } from '../../../src/platform/xen/devicemodel.js';
 import type { EvtchnLib } from '../../../src/platform/xen/evtchn.js';
-import { EINVAL, ESRCH, XenCallError } from '../../../src/platform/xen/ffi.js';
+import { EINVAL, EOPNOTSUPP, ESRCH, XenCallError } from '../../../src/platform/xen/ffi.js';
 import type { XenLibs } from '../../../src/platform/xen/hypervisor.js';
 import type { PrivcmdLib } from '../../../src/platform/xen/privcmd.js';
 import { IoreqPage } from '../../../src/xen/abi/ioreq.js';
@@ -26,6 +26,8 @@ export interface FakeXenOptions {
   type?: DomainInfo['type'];
   /** The hypervisor accepts the retry flag (the extension). */
   retry?: boolean;
+  /** XEN_DMOP_get_dm_ext_info's features (the extension, version 1); absent: EOPNOTSUPP (stock Xen). */
+  extFeatures?: number;
   failAt?: number;
   /** The domain disappears at this step: every later DM op fails with ESRCH. */
   goneAt?: number;
@@ -249,6 +251,11 @@ export class FakeXen {
         this.dmStep(`create_ioreq_server flags=${flags}`, domid);
         if (this.o.retry !== true) throw new XenCallError('XEN_DMOP_create_ioreq_server', EINVAL, 'Invalid argument');
         return this.newServer();
+      },
+      getDmExtInfo: (domid) => {
+        this.dmStep('get_dm_ext_info', domid);
+        if (this.o.extFeatures === undefined) throw new XenCallError('XEN_DMOP_get_dm_ext_info', EOPNOTSUPP, 'Operation not supported');
+        return { version: 1, features: this.o.extFeatures };
       },
       close,
     };
