@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-const TIMEOUT_S = 1500;
+const TIMEOUT_S = 2700;
 const BUILD_S = 1200;
 
 interface Summary {
