@@ -93,9 +93,10 @@ static void dmop_fini(struct xh_ctx *ctx)
 {
 }
 
-/* Lends one own-GFN-contiguous run; *lent = the pages of it that are mapped (also on failure). */
-static int lend_run(struct xh_ctx *ctx, u64 gfn, u64 src, unsigned long n, bool writable,
-		    unsigned long *lent)
+static int dmop_unmap(struct xh_ctx *ctx, u64 gfn, unsigned long n);
+
+static int lend_once(struct xh_ctx *ctx, u64 gfn, u64 src, unsigned long n, bool writable,
+		     unsigned long *lent)
 {
 	struct xh_dm_op op = { .op = XH_DMOP_lend_pages };
 	int rc;
@@ -107,6 +108,29 @@ static int lend_run(struct xh_ctx *ctx, u64 gfn, u64 src, unsigned long n, bool 
 	rc = dm_op(ctx, &op);
 	/* Xen writes the struct back on failure too: nr is what is left. */
 	*lent = rc ? n - op.u.lend.nr : n;
+	return rc;
+}
+
+/*
+ * Lends one own-GFN-contiguous run; *lent = the pages of it that are mapped (also on failure).
+ * Xen never replaces an entry (EEXIST), but range.c asks again for a page it holds read-only when
+ * the frame is now writable (an emulated read lent it read-only, then a write came): the only
+ * entries at these GFNs are then this domain's own entries for these very pages (install()
+ * checked), so the rest of the run is revoked and lent again, writable.
+ */
+static int lend_run(struct xh_ctx *ctx, u64 gfn, u64 src, unsigned long n, bool writable,
+		    unsigned long *lent)
+{
+	unsigned long more;
+	int rc = lend_once(ctx, gfn, src, n, writable, lent);
+
+	if (rc != -EEXIST || !writable)
+		return rc;
+	rc = dmop_unmap(ctx, gfn + *lent, n - *lent);
+	if (rc)
+		return rc;
+	rc = lend_once(ctx, gfn + *lent, src + *lent, n - *lent, true, &more);
+	*lent += more;
 	return rc;
 }
 

@@ -28,6 +28,9 @@ import { BAR_PAGE, type BarWindow, type Placement } from './window.js';
 
 export type AnswerMode = 'retry' | 'emulate';
 
+/** Why a fault in retry mode was emulated (BarManager.emulationReason), or 'mode' in emulate mode. */
+type EmulationReason = 'mode' | 'forced' | 'not-offered';
+
 /**
  * `fault`: xvgpu (map on fault, exact revoke). The other two exist to be measured against it:
  * `emulate-all`: nothing is ever mapped, every access is an exit completed by the helper (what a
@@ -56,6 +59,8 @@ export interface BarCounters {
   retries: number;
   emulated: number;
   forwardProgress: number;
+  /** Faults emulated because the hypervisor offered no retry on them (Ioreq.mustComplete). */
+  notOffered: number;
   holes: number;
   rejected: number;
   installedPages: number;
@@ -94,7 +99,7 @@ export class BarManager implements IoRegion {
   readonly start: number;
   readonly end: number;
   readonly counters: BarCounters = {
-    faults: 0, retries: 0, emulated: 0, forwardProgress: 0, holes: 0, rejected: 0, installedPages: 0, mapRuns: 0, hugeMaps: 0,
+    faults: 0, retries: 0, emulated: 0, forwardProgress: 0, notOffered: 0, holes: 0, rejected: 0, installedPages: 0, mapRuns: 0, hugeMaps: 0,
     collisions: 0, invalidations: 0, revokes: 0, revokedPages: 0, residentPages: 0, strings: 0, stringRedos: 0,
     eventsLost: 0, helperFatal: 0,
   };
@@ -174,14 +179,26 @@ export class BarManager implements IoRegion {
     const gfn = this.firstGfn + page;
     if (this.policy.strategy === 'emulate-all') return this.emulateOnly(pl, page, req, vcpu, out);
     if (this.policy.strategy === 'eager') return this.eagerFault(pl, page, req, vcpu, out);
-    const forced = this.policy.mode === 'retry' && this.streakGfn[vcpu] === gfn && (this.streak[vcpu] ?? 0) >= this.policy.retryLimit;
-    const emulate = this.policy.mode === 'emulate' || forced;
+    const why = this.emulationReason(req, vcpu, gfn);
+    const emulate = why !== undefined;
     if (emulate && !this.canEmulate(req, vcpu, out)) return;
     const string = emulate && isStringAccess(req);
     const mreq = this.buildRequest(vcpu, pl, page, req, emulate && !string);
     const res = this.helper.map(mreq);
-    if (res instanceof Promise) return res.then((r) => this.answer(r, mreq, pl, page, req, vcpu, emulate, forced, out));
-    return this.answer(res, mreq, pl, page, req, vcpu, emulate, forced, out);
+    if (res instanceof Promise) return res.then((r) => this.answer(r, mreq, pl, page, req, vcpu, why, out));
+    return this.answer(res, mreq, pl, page, req, vcpu, why, out);
+  }
+
+  /**
+   * Why this fault is completed by emulation instead of retried, or undefined to retry: the mode;
+   * the forward-progress bound; or the hypervisor did not offer a retry on it (a later access of
+   * an instruction whose earlier access completed: re-executing would repeat that access).
+   */
+  private emulationReason(req: Ioreq, vcpu: number, gfn: number): EmulationReason | undefined {
+    if (this.policy.mode === 'emulate') return 'mode';
+    if (req.mustComplete === true) return 'not-offered';
+    if (this.streakGfn[vcpu] === gfn && (this.streak[vcpu] ?? 0) >= this.policy.retryLimit) return 'forced';
+    return undefined;
   }
 
   /** A string request can only be emulated with a StringAccess; otherwise it is refused, counted. */
@@ -193,9 +210,9 @@ export class BarManager implements IoRegion {
     return false;
   }
 
-  private answer(r: MapResult, mreq: MapRequest, pl: Placement, page: number, req: Ioreq, vcpu: number, emulate: boolean, forced: boolean, out: IoAnswer): void | Promise<void> {
-    this.finish(r, vcpu, this.firstGfn + page, emulate, forced, out);
-    if (emulate && isStringAccess(req)) return this.settleString(r.seq, mreq, pl, page, req, vcpu, 0);
+  private answer(r: MapResult, mreq: MapRequest, pl: Placement, page: number, req: Ioreq, vcpu: number, why: EmulationReason | undefined, out: IoAnswer): void | Promise<void> {
+    this.finish(r, vcpu, this.firstGfn + page, why, out);
+    if (why !== undefined && isStringAccess(req)) return this.settleString(r.seq, mreq, pl, page, req, vcpu, 0);
   }
 
   /**
@@ -244,19 +261,20 @@ export class BarManager implements IoRegion {
     const access = m.access && isStringAccess(req) ? { ...m.access, size: 1 as const, write: false } : m.access;
     const one: MapRequest = { ...m, gfn: this.firstGfn + page, pageInRange: pl.pageInRange + (page - pl.firstPage), pages: 1, tryHuge: false, noInstall: true, ...(access ? { access } : {}) };
     const res = this.helper.map(one);
-    if (res instanceof Promise) return res.then((r) => this.answer(r, one, pl, page, req, vcpu, true, false, out));
-    return this.answer(res, one, pl, page, req, vcpu, true, false, out);
+    if (res instanceof Promise) return res.then((r) => this.answer(r, one, pl, page, req, vcpu, 'mode', out));
+    return this.answer(res, one, pl, page, req, vcpu, 'mode', out);
   }
 
   /** eager: a fault (after a whole-blob revoke) maps the whole blob again, then answers. */
   private eagerFault(pl: Placement, page: number, req: Ioreq, vcpu: number, out: IoAnswer): void | Promise<void> {
-    const emulate = this.policy.mode === 'emulate';
+    const why = this.policy.mode === 'emulate' ? 'mode' : req.mustComplete === true ? 'not-offered' : undefined;
+    const emulate = why !== undefined;
     if (emulate && !this.canEmulate(req, vcpu, out)) return;
     const mreq = this.buildRequest(vcpu, pl, page, req, emulate && !isStringAccess(req));
     return this.mapWhole(pl).then(() => {
       const last = this.helper.map(mreq);
       return last instanceof Promise ? last : Promise.resolve(last);
-    }).then((r) => this.answer(r, mreq, pl, page, req, vcpu, emulate, false, out));
+    }).then((r) => this.answer(r, mreq, pl, page, req, vcpu, why, out));
   }
 
   /** Maps every page of a placement, 2 MiB at a time where frames allow. */
@@ -306,7 +324,7 @@ export class BarManager implements IoRegion {
     return m;
   }
 
-  private finish(r: MapResult, vcpu: number, gfn: number, emulate: boolean, forced: boolean, out: IoAnswer): void {
+  private finish(r: MapResult, vcpu: number, gfn: number, why: EmulationReason | undefined, out: IoAnswer): void {
     this.counters.faults++;
     this.counters.installedPages += r.installed;
     this.counters.collisions += r.collisions;
@@ -315,13 +333,15 @@ export class BarManager implements IoRegion {
       this.counters.mapRuns++;
       this.noteMapped(r);
     }
-    if (emulate) {
+    if (why !== undefined) {
       this.counters.emulated++;
       // A forced emulation keeps the streak: the same instruction may still send more ioreqs for this
       // page (Xen splits a vector move into 8-byte chunks), and answering one of them with a retry
       // would re-execute an instruction that already completed a chunk. The streak resets when this
-      // vCPU faults on another page (docs/model: MUT_RETRY_CONT).
-      if (forced) this.counters.forwardProgress++;
+      // vCPU faults on another page (docs/model: MUT_RETRY_CONT). A request Xen offered no retry
+      // on is such a later chunk: it leaves the streak alone too.
+      if (why === 'forced') this.counters.forwardProgress++;
+      else if (why === 'not-offered') this.counters.notOffered++;
       else this.streak[vcpu] = 0;
       out.lo = r.dataLo;
       out.hi = r.dataHi;

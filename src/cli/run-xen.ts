@@ -11,6 +11,7 @@ import { dropPrivileges, resolveRunAs, PrivilegeDropError, type RunAs } from '..
 import { auditXenHandles } from '../platform/xen/confine.js';
 import { DOMID_FIRST_RESERVED } from '../platform/xen/hypervisor.js';
 import type { DomainType } from '../platform/xen/ctrl.js';
+import { bufferName } from '../platform/xen/serving.js';
 import { VIRTIO_MMIO_SIZE } from '../virtio/constants.js';
 import { UsageError, addressOption, choiceOption, intOption, sizeOption, type Options } from './args.js';
 
@@ -38,11 +39,16 @@ Options for --platform xen (a real Xen guest; see docs/deploy-xen.md):
                           HVM guest, refused for a PVH guest (no interrupt controller: its driver polls)
   --run-as USER[:GROUP]   once every Xen handle is open and restricted to the guest, become USER
                           (no capabilities, no supplementary groups, no_new_privs); needs root
-  --mode                  defaults to retry where Xen has the extension, emulate otherwise
+  --mode retry|emulate    map-then-retry or map-and-emulate; by default retry where Xen has the
+                          extension (hypervisor/patches), emulate on stock Xen; retry without it is an error
   --strategy fault|emulate-all   map on fault (default), or never map: every access is an ioreq
   --vram PATH             back blobs with a PCI memory BAR (e.g. /sys/bus/pci/devices/<bdf>/resource2,
-                          MMIO frames: VRAM) instead of the DRM node's buffers
-  --json                  print the summary (ioreqs, faults, maps, revocations) as JSON at exit
+                          MMIO frames: VRAM, mapped by the helper's xen back-end)
+  --drm-node PATH         back blobs with this DRM device's buffers (e.g. vgem). Without --vram or
+                          --drm-node: memfd RAM lent through the helper's xen-dmop back-end where
+                          Xen has the extension, /dev/dri/card0 on stock Xen
+  --json                  print the summary (mode, p2m back-end, buffers, ioreqs, faults, maps,
+                          revocations, latencies) as JSON at exit
 `;
 
 export interface XenRunArgs {
@@ -162,16 +168,22 @@ function confine(o: XenRunArgs, platform: XenRunPlatform, deps: XenRunDeps, log:
  * failure at any step closes everything opened before it (the platform's teardown runs in `finally`).
  */
 export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, onBackend?: (b: Backend) => void, deps: XenRunDeps = realXenRunDeps): Promise<number> {
-  const platform = deps.openPlatform({ domid: o.domid, ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}), ...(o.vram !== undefined ? { vram: o.vram } : {}) });
+  const platform = deps.openPlatform({
+    domid: o.domid,
+    ...(o.drmNode !== undefined ? { drmNode: o.drmNode } : {}),
+    ...(o.vram !== undefined ? { vram: o.vram } : {}),
+    ...(o.mode !== undefined ? { mode: o.mode } : {}),
+  });
   try {
-    const mode = o.mode ?? (platform.hv.caps.retry ? 'retry' : 'emulate');
+    const { mode, backend: p2m } = platform.serving;
+    const buffers = bufferName(platform.serving.buffers);
     const policy = { ...DEFAULT_POLICY, mode, strategy: o.strategy, faultAround: o.faultAround, hugePages: o.hugePages };
     const backend = new Backend(platform.ports, { barBase: o.barGfn * PAGE, barPages: o.barSize / PAGE, policy }, log);
     backend.attachVirtioGpu(o.mmioBase, interruptFor(platform.hv.domainType, o.irq));
     onBackend?.(backend);
     backend.start();
     confine(o, platform, deps, log);
-    log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode, reclaimedServer: platform.hv.reclaimedServer ?? null }, 'serving');
+    log.info({ domid: o.domid, type: platform.hv.domainType, vcpus: platform.hv.vcpus, mode, p2m, buffers, extension: platform.hv.extension, reclaimedServer: platform.hv.reclaimedServer ?? null }, 'serving');
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => { resolve(); }, { once: true });
@@ -182,14 +194,14 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, on
     const b = backend.bar.counters;
     const h = platform.ports.helper.stats();
     const summary = {
-      domid: o.domid, mode, strategy: o.strategy, reclaimed_server: platform.hv.reclaimedServer ?? null, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
-      bar: { faults: b.faults, emulated: b.emulated, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
+      domid: o.domid, mode, strategy: o.strategy, p2m_backend: p2m, buffers, extension: platform.hv.extension ? { version: platform.hv.extension.version, features: platform.hv.extension.features } : null, reclaimed_server: platform.hv.reclaimedServer ?? null, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
+      bar: { faults: b.faults, retries: b.retries, emulated: b.emulated, forward_progress: b.forwardProgress, not_offered: b.notOffered, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
       helper: { maps: h.maps, installed_pages: h.installedPages, invalidations: h.invalidations, revoked_pages: h.revokedPages, resident_pages: h.residentPages },
       virtio: virtioSummary(backend),
       latency: latencySummary(backend),
       mapped_after_stop: mappedAfterStop,
     };
-    process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed; ${mappedAfterStop === 0 ? 'every mapping revoked' : `${mappedAfterStop} pages still mapped`}\n`);
+    process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `served domain ${o.domid} (${mode}, ${p2m} on ${buffers}): ${c.requests} ioreqs, ${c.bad} refused, ${c.unclaimed} unclaimed; ${mappedAfterStop === 0 ? 'every mapping revoked' : `${mappedAfterStop} pages still mapped`}\n`);
     return mappedAfterStop === 0 ? 0 : 1;
   } finally {
     await platform.close();

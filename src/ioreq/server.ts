@@ -180,6 +180,7 @@ export class IoreqServer {
     this.servedBy[v] = undefined;
     this.counters.requests++;
     const req = page.read(v, this.reqs[v] ?? emptyIoreq());
+    req.mustComplete = this.hv.caps.retryOffer === true && req.retryOffered !== true;
     const ans = this.answers[v] ?? { retry: false, lo: 0, hi: 0 };
     ans.retry = false;
     ans.lo = 0;
@@ -247,6 +248,14 @@ export class IoreqServer {
     this.complete(v, req, ans);
   }
 
+  /** A handler asked to retry a request that must be completed: a handler bug, answered as unclaimed. */
+  private retryNotOffered(v: number, req: Ioreq, ans: IoAnswer): void {
+    this.counters.handlerErrors++;
+    this.rlog.warn('retry-not-offered', { vcpu: v, addr: req.addr.toString(16) }, 'a handler answered retry to a request Xen did not offer a retry on; completed as unclaimed');
+    ans.retry = false;
+    this.fillAllOnes(req, ans);
+  }
+
   private fillAllOnes(req: Ioreq, ans: IoAnswer): void {
     if (req.dir !== IOREQ_READ) return;
     const ones = allOnes(Math.min(Math.max(req.size, 1), 8));
@@ -259,7 +268,9 @@ export class IoreqServer {
     const page = this.page;
     const ev = this.evtchn;
     if (!page || !ev) return;
-    // Never send the retry state to a hypervisor that did not advertise it: stock Xen kills the guest.
+    // Never send the retry state to a hypervisor that did not advertise it (stock Xen kills the
+    // guest), nor for a request Xen did not offer it on (patched Xen kills the guest too).
+    if (ans.retry && req.mustComplete === true) this.retryNotOffered(v, req, ans);
     const retry = ans.retry && this.hv.caps.retry;
     // A data_is_ptr read already landed in guest RAM; Xen does not consume `data` for it
     // (wait_for_io: ioreq_needs_completion() is false), so the slot keeps the pointer, as with QEMU.

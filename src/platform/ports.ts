@@ -13,6 +13,11 @@ import type { IoreqPage } from '../xen/abi/ioreq.js';
 export interface HypervisorCaps {
   /** The hypervisor understands STATE_IORESP_RETRY (xvgpu's proposed extension). */
   readonly retry: boolean;
+  /**
+   * Requests carry the hypervisor's retry offer (Ioreq.retryOffered; Xen with patch 0003): only a
+   * request with the offer may be answered with a retry. Without it (the simulator) any may.
+   */
+  readonly retryOffer?: boolean;
 }
 
 export type IoRangeKind = 'mmio' | 'port';

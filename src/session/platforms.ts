@@ -23,7 +23,9 @@ import type { EvictTarget } from '../platform/sim/host-pressure.js';
 import { createSimPlatform, type SimFaultInjection } from '../platform/sim/index.js';
 import type { MachineConfig } from '../platform/sim/machine.js';
 import { SimXen } from '../platform/sim/xen.js';
-import { P2M_XEN } from '../platform/linux/helper-abi.js';
+import { P2M_XEN, P2M_XEN_DMOP } from '../platform/linux/helper-abi.js';
+import { chooseXenServing, type XenBufferSource, type XenP2mBackend, type XenServing } from '../platform/xen/serving.js';
+import type { AnswerMode } from '../bar/manager.js';
 import { XenHypervisor, type XenLibs } from '../platform/xen/hypervisor.js';
 
 export type PlatformName = 'sim' | 'linux';
@@ -200,10 +202,12 @@ function linuxSoftPlatform(o: PlatformOptions): RunPlatform {
 
 export interface XenPlatformOptions {
   readonly domid: number;
-  /** The DRM node whose buffers back blobs (default /dev/dri/card0). */
+  /** The DRM node whose buffers back blobs (serving.ts says which when none is named). */
   readonly drmNode?: string;
   /** Or a PCI BAR resource file whose MMIO frames back blobs (VRAM; vram-gpu.ts). */
   readonly vram?: string;
+  /** --mode; unset: chosen by capability (serving.ts). */
+  readonly mode?: AnswerMode;
   /** Injected libraries (tests); the real ones by default. */
   readonly libs?: XenLibs;
 }
@@ -211,23 +215,30 @@ export interface XenPlatformOptions {
 export interface XenRunPlatform {
   readonly hv: XenHypervisor;
   readonly ports: BackendPorts;
+  /** The answer mode, the helper's p2m back-end and the buffers, as chosen for this hypervisor. */
+  readonly serving: XenServing;
   /** The kernel helper's fd (bound to the guest's window once the back-end starts). */
   readonly helperFd: number;
   close(): Promise<void>;
 }
 
+const HELPER_BACKEND: Record<XenP2mBackend, number> = { xen: P2M_XEN, 'xen-dmop': P2M_XEN_DMOP };
+
 /**
  * The hypervisor first (on a machine without Xen that is the one-line error the user sees), then
- * the kernel helper with its `xen` p2m back-end, then the DRM device; a failure closes what opened.
+ * what it can do decides the mode, the helper's p2m back-end and the buffers (serving.ts); then the
+ * kernel helper, then the buffers. A failure closes what opened.
  */
 export function openXenPlatform(o: XenPlatformOptions): XenRunPlatform {
   const hv = XenHypervisor.open(o.domid, o.libs);
   try {
-    const helper = needXen(() => LinuxKernelHelper.open(P2M_XEN), 'the kernel helper (insmod xvgpu_helper.ko, see docs/deploy-xen.md)');
-    const buffers = xenBuffers(o, helper);
+    const serving = chooseXenServing(hv.extension, hv.caps.retry, o);
+    const helper = needXen(() => LinuxKernelHelper.open(HELPER_BACKEND[serving.backend]), 'the kernel helper (insmod xvgpu_helper.ko, see docs/deploy-xen.md)');
+    const buffers = xenBuffers(serving.buffers, helper);
     return {
       hv,
       ports: { hv, helper, gpu: buffers.gpu },
+      serving,
       helperFd: helper.fd,
       close: async () => {
         helper.close();
@@ -241,15 +252,22 @@ export function openXenPlatform(o: XenPlatformOptions): XenRunPlatform {
   }
 }
 
-/** A VRAM BAR (--vram) or a DRM device's buffers; the helper is closed if neither opens. */
-function xenBuffers(o: XenPlatformOptions, helper: LinuxKernelHelper): { gpu: GpuPort; close(): void } {
-  if (o.vram !== undefined) {
-    const path = o.vram;
-    const vram = needXen(() => VramGpu.open(path), `a PCI memory BAR at ${path}`, () => { helper.close(); });
+/** Host-memory budget of memfd buffers on Xen, in pages (1 GiB). */
+const XEN_MEMFD_BUDGET_PAGES = 1 << 18;
+
+/** The buffers serving.ts chose; the helper is closed if they do not open. */
+function xenBuffers(src: XenBufferSource, helper: LinuxKernelHelper): { gpu: GpuPort; close(): void } {
+  if (src.kind === 'vram') {
+    const vram = needXen(() => VramGpu.open(src.path), `a PCI memory BAR at ${src.path}`, () => { helper.close(); });
     return { gpu: vram, close: () => { vram.close(); } };
   }
-  const node = o.drmNode ?? '/dev/dri/card0';
-  const dev = needXen(() => DrmDevice.open(node), `a DRM device at ${node}`, () => { helper.close(); });
+  if (src.kind === 'memfd') {
+    // The host's memory management (reclaim, hole punching) takes frames away itself: xvgpu never
+    // evicts on Xen, so MemfdGpu's eviction, and the mapped-pages query it needs, stay unused.
+    const gpu = new MemfdGpu(new PlacementBoard(XEN_MEMFD_BUDGET_PAGES), { reason: 'xvgpu does not evict on Xen' }, (_va, _first, n) => new Array<boolean>(n).fill(true));
+    return { gpu, close: () => undefined };
+  }
+  const dev = needXen(() => DrmDevice.open(src.node), `a DRM device at ${src.node}`, () => { helper.close(); });
   // The host's memory management moves buffers itself; xvgpu never asks the helper to evict.
   return { gpu: new DrmGpu(dev, () => undefined), close: () => { dev.close(); } };
 }

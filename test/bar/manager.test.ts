@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { IOREQ_READ, IOREQ_WRITE, STATE_IORESP_READY, STATE_IORESP_RETRY } from '../../src/xen/abi/ioreq.js';
+import { IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_WRITE, STATE_IORESP_READY, STATE_IORESP_RETRY, emptyIoreq } from '../../src/xen/abi/ioreq.js';
 import { HelperSignal } from '../../src/platform/ports.js';
 import { BAR_BASE, exchange, fixture, type Fixture } from '../support/sim.js';
 
@@ -90,6 +90,22 @@ describe('BarManager fault policy', () => {
     await f.platform.simGpu.evict(blob.bo, 1, 1);
     expect((await exchange(f.platform, 0, { addr: BAR_BASE + P + 8, dir: IOREQ_READ })).state).toBe(STATE_IORESP_READY);
     expect((await exchange(f.platform, 0, { addr: BAR_BASE + 2 * P, dir: IOREQ_READ })).state).toBe(STATE_IORESP_RETRY);
+  });
+
+  it('in retry mode emulates a fault the hypervisor offered no retry on (a later access of an instruction), keeping the streak', async () => {
+    f = fixture({ mode: 'retry', faultAround: 1, hugePages: false, retryLimit: 2 });
+    const blob = f.backend.createBlob(4 * P);
+    f.backend.mapBlob(blob.id, 0);
+    f.platform.simGpu.writeBo(blob.bo, P + 8, Uint8Array.of(0x78, 0x56, 0x34, 0x12));
+    const out = { retry: false, lo: 0, hi: 0 };
+    const req = { ...emptyIoreq(), addr: BAR_BASE + P + 8, size: 4, count: 1, dir: IOREQ_READ, type: IOREQ_TYPE_COPY, mustComplete: true };
+    await f.backend.bar.handle(req, 0, out);
+    expect([out.retry, out.lo]).toEqual([false, 0x12345678]);
+    expect(f.backend.bar.counters).toMatchObject({ faults: 1, retries: 0, emulated: 1, notOffered: 1, forwardProgress: 0 });
+    // The same request with the offer is retried.
+    const offered = { retry: false, lo: 0, hi: 0 };
+    await f.backend.bar.handle({ ...req, mustComplete: false }, 0, offered);
+    expect(offered.retry).toBe(true);
   });
 
   it('reads holes in the BAR as all ones; a rep fault in retry mode maps and retries like any other', async () => {

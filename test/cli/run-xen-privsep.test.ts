@@ -15,6 +15,7 @@ import { UsageError } from '../../src/cli/args.js';
 import type { XenRunPlatform } from '../../src/session/platforms.js';
 import { silentLogger } from '../../src/telemetry/log.js';
 import { FakeXen } from '../platform/xen/fake-xen.js';
+import { chooseXenServing } from '../../src/platform/xen/serving.js';
 
 const HELPER_FD = 21;
 const NOBODY: RunAs = { spec: 'nobody', uid: 65534, gid: 65534 };
@@ -60,6 +61,7 @@ async function run(runAs: RunAs | undefined, fail: { drop?: boolean; audit?: boo
       return {
         hv,
         ports: { hv, helper, gpu: {} as GpuPort },
+        serving: chooseXenServing(hv.extension, hv.caps.retry, o),
         helperFd: HELPER_FD,
         close: async () => { helper.close(); await hv.close(); },
       };

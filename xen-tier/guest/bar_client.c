@@ -40,6 +40,7 @@ struct page { uint8_t *va; uint64_t gpa; };
 static volatile uint32_t *mmio;
 static volatile uint8_t *bar;
 static uint64_t bar_base, bar_len;
+static int mem_fd;
 static struct page ring, slots[QSIZE / 2];
 static uint16_t avail_idx, used_seen;
 static uint32_t seqno;
@@ -190,6 +191,16 @@ static int fill(uint32_t res, uint32_t value, uint64_t len) {
   return 0;
 }
 
+// A fresh mapping of the BAR before reading pages the host revoked: munmap's TLB flush drops the
+// guest's translations, which QEMU TCG may otherwise keep past Xen's p2m flush (docs/xen-extension.md,
+// TCG caveat), so a read then reaches whatever the p2m holds now.
+static int remap_bar(void) {
+  munmap((void *)bar, bar_len);
+  bar = mmap(NULL, bar_len, PROT_READ | PROT_WRITE, MAP_SHARED, mem_fd, (off_t)bar_base);
+  CHECK(bar != MAP_FAILED, "remap bar");
+  return 0;
+}
+
 static uint32_t pattern(uint32_t page, uint32_t word, uint32_t gen) { return (page * 0x9e3779b1u) ^ (word * 0x85ebca6bu) ^ (gen * 0xc2b2ae35u) ^ 0x5a5a0000u; }
 
 static void count_word(uint32_t got, uint32_t want) {
@@ -261,7 +272,8 @@ static int run(void) {
   for (uint32_t w = 0; w < BLOB_PAGES * PAGE / 4; w++) if (a[w] != FILL_VALUE) c.fill_mismatches++;
   // Revocation: the blob leaves the BAR and its VRAM is poisoned. The old range is a hole now
   // (reads return all ones); the poison means an entry survived the revocation.
-  if (unmap_and_unref(10)) return -1;
+  if (unmap_and_unref(10) || remap_bar()) return -1;
+  a = (volatile uint32_t *)(bar + BLOB_OFFSET);
   for (uint32_t pg = 0; pg < BLOB_PAGES; pg++) {
     uint32_t v = a[pg * PAGE / 4];
     c.reads++;
@@ -293,6 +305,7 @@ static int hold_then_recheck(unsigned hold_s) {
   printf("XT-GUEST: held\n");
   fflush(stdout);
   sleep(hold_s);
+  if (remap_bar()) return -1;
   volatile uint32_t *a = (volatile uint32_t *)(bar + BLOB_OFFSET);
   for (uint32_t pg = 0; pg < BLOB_PAGES; pg++) {
     uint32_t v = a[pg * PAGE / 4];
@@ -311,7 +324,7 @@ static int hold_then_recheck(unsigned hold_s) {
 int main(int argc, char **argv) {
   if (argc < 2) { fprintf(stderr, "usage: bar_client MMIO_BASE\n"); return 2; }
   uint64_t mmio_base = strtoull(argv[1], NULL, 0);
-  int fd = open("/dev/mem", O_RDWR | O_SYNC);
+  int fd = mem_fd = open("/dev/mem", O_RDWR | O_SYNC);
   if (fd < 0) { perror("/dev/mem"); return 1; }
   mmio = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)mmio_base);
   if (mmio == MAP_FAILED) { perror("mmap mmio"); return 1; }

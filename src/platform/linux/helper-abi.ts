@@ -11,6 +11,8 @@ const RW = 3;
 export const HELPER_DEVICE = '/dev/xvgpu_helper';
 export const P2M_SOFT = 1;
 export const P2M_XEN = 2;
+/** Lends the buffer's own pages with the patched Xen's XEN_DMOP_lend_pages (p2m_xen_dmop.c). */
+export const P2M_XEN_DMOP = 3;
 export const MAP_TRY_HUGE = 1;
 export const MAP_ACCESS = 2;
 export const MAP_WRITE = 4;

@@ -41,6 +41,7 @@ export class LinuxKernelHelper implements KernelHelperPort {
   private readonly vaToRange = new Map<number, RangeId>();
   private waiter: Waiter | undefined;
   private closed = false;
+  private finalStats: HelperStatsWithHistograms | undefined;
 
   private constructor(readonly fd: number, private readonly backend: number) {}
 
@@ -150,6 +151,10 @@ export class LinuxKernelHelper implements KernelHelperPort {
   }
 
   stats(): HelperStatsWithHistograms {
+    if (this.closed) {
+      if (this.finalStats) return this.finalStats;
+      throw new Error('kernel helper: closed, and its statistics could not be read at close');
+    }
     const a = arg(SIZEOF.stats);
     native.ioctl(this.fd, HELPER_IOCTL.STATS, a.bytes);
     const v = a.view;
@@ -191,6 +196,13 @@ export class LinuxKernelHelper implements KernelHelperPort {
 
   close(): void {
     if (this.closed) return;
+    // The counters as the module had them at close: an exit summary reads them after the back-end
+    // closed the fd (Backend.stop).
+    try {
+      this.finalStats = this.stats();
+    } catch {
+      this.finalStats = undefined; // the fd cannot answer STATS: stats() says so after close
+    }
     this.closed = true;
     this.waiter?.close();
     native.close(this.fd); // release(): the module revokes everything and removes every notifier

@@ -29,8 +29,8 @@ export class XenCallError extends Error {
 export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINVAL = 22;
-export const EAGAIN = 11;
 export const EOPNOTSUPP = 95;
+export const EAGAIN = 11;
 
 /** The C types the bindings use; each maps to one ffi-rs type (pointer-sized values as externals). */
 export type CType =

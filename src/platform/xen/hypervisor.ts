@@ -17,17 +17,16 @@ import { IOREQ_SLOTS_PER_PAGE, IoreqPage } from '../../xen/abi/ioreq.js';
 import { ConfigError } from '../../backend.js';
 import { openXenCtrl, type DomainInfo, type XenCtrlLib } from './ctrl.js';
 import { restrictAllXenHandles } from './confine.js';
+import { probeDmExtension, type DmExtension } from './dm-ext.js';
 import { openDeviceModel, type DeviceModelLib } from './devicemodel.js';
 import { XenEventChannels } from './event-channels.js';
 import { openEvtchn, type EvtchnLib } from './evtchn.js';
-import { EINVAL, ENOENT, EOPNOTSUPP, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
+import { EINVAL, ENOENT, ESRCH, XenCallError, requireXenDevices } from './ffi.js';
 import { XenGuestMemory } from './guest-memory.js';
 import {
   HVM_IOREQSRV_BUFIOREQ_OFF,
   PAGE_SIZE,
   XENMEM_RESOURCE_IOREQ_SERVER,
-  XEN_DMOP_DM_EXT_IORESP_RETRY,
-  XEN_DMOP_DM_EXT_LEND_PAGES,
   XEN_DMOP_IOREQ_SERVER_RETRY,
   ioreqServerFrameIoreq,
   openPrivcmd,
@@ -96,42 +95,13 @@ export function probeRetry(privcmd: PrivcmdLib, dm: DeviceModelLib, domid: numbe
   return true;
 }
 
-/** What XEN_DMOP_get_dm_ext_info reported (docs/xen-extension.md). */
-export interface DmExtension {
-  readonly version: number;
-  readonly features: number;
-  /** XEN_DMOP_lend_pages / XEN_DMOP_revoke_pages. */
-  readonly lendPages: boolean;
-  /** XEN_DMOP_IOREQ_SERVER_RETRY / STATE_IORESP_RETRY. */
-  readonly ioreqRetry: boolean;
-}
-
-/**
- * xvgpu's hypervisor extension on `domid` (an HVM/PVH guest: DM ops need a target): its version
- * and feature bits, or null on stock Xen (EOPNOTSUPP). Other errors (ESRCH, EPERM) are thrown.
- */
-export function probeDmExtension(privcmd: PrivcmdLib, domid: number): DmExtension | null {
-  let info;
-  try {
-    info = privcmd.dmExtInfo(domid);
-  } catch (e) {
-    if (e instanceof XenCallError && e.errno === EOPNOTSUPP) return null;
-    throw e;
-  }
-  const { version, features } = info;
-  return {
-    version,
-    features,
-    lendPages: (features & XEN_DMOP_DM_EXT_LEND_PAGES) !== 0,
-    ioreqRetry: (features & XEN_DMOP_DM_EXT_IORESP_RETRY) !== 0,
-  };
-}
-
 export class XenHypervisor implements HypervisorPort {
   readonly kind = 'xen';
   readonly caps: HypervisorCaps;
   readonly vcpus: number;
   readonly domainType: DomainInfo['type'];
+  /** xvgpu's Xen extension as XEN_DMOP_get_dm_ext_info reports it, or null (stock Xen). */
+  readonly extension: DmExtension | null;
   /** The server a killed predecessor left registered and this run destroyed (server-record.ts). */
   reclaimedServer: number | undefined;
   private readonly handle: string;
@@ -142,12 +112,15 @@ export class XenHypervisor implements HypervisorPort {
     info: DomainInfo,
     private readonly maxGfn: number,
     retry: boolean,
+    extension: DmExtension | null,
     private readonly dm: DeviceModelLib,
     private readonly privcmd: PrivcmdLib,
     private readonly libs: XenLibs,
     private readonly teardown: Teardown,
   ) {
-    this.caps = { retry };
+    // A server created with the retry flag gets Xen's offer bit on each request (patch 0003).
+    this.caps = { retry, retryOffer: retry };
+    this.extension = extension;
     this.vcpus = info.vcpus;
     this.domainType = info.type;
     this.handle = info.handle;
@@ -171,7 +144,8 @@ export class XenHypervisor implements HypervisorPort {
       // Before the evtchn handle exists: a second restriction of an evtchn fd is refused.
       libs.restrictAll(domid);
       const retry = probeRetry(privcmd, dm, domid);
-      return new XenHypervisor(domid, info, maxGfn, retry, dm, privcmd, libs, t);
+      const extension = probeDmExtension(privcmd, domid);
+      return new XenHypervisor(domid, info, maxGfn, retry, extension, dm, privcmd, libs, t);
     } catch (e) {
       t.run();
       throw explain(e, domid);

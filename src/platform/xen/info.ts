@@ -6,7 +6,8 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HELPER_DEVICE } from '../linux/helper-abi.js';
-import { probeDmExtension, probeRetry, realXenLibs, type DmExtension, type XenLibs } from './hypervisor.js';
+import { probeDmExtension, type DmExtension } from './dm-ext.js';
+import { probeRetry, realXenLibs, type XenLibs } from './hypervisor.js';
 
 /** XEN_DOMCTL_INTERFACE_VERSION in the libxen-dev xvgpu is built against (Debian 12: Xen 4.17). */
 export const LIBRARY_DOMCTL_INTERFACE_VERSION = 0x15;

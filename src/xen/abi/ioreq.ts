@@ -8,8 +8,11 @@
  *  20  u32 size        bytes per access
  *  24  u32 vp_eport    the vCPU's event-channel port in the guest
  *  28  u16 _pad0
- *  30  u8  state:4 | data_is_ptr:1 | dir:1 | df:1 | _pad1:1
+ *  30  u8  state:4 | data_is_ptr:1 | dir:1 | df:1 | retry:1
  *  31  u8  type
+ *
+ * `retry` is `_pad1` in stock Xen (always 0); the extension's patch 0003 sets it on a request that
+ * may be answered with STATE_IORESP_RETRY (docs/xen-extension.md).
  *
  * Bytes 28..31 form one little-endian 32-bit word (the "control word"); the state lives in its
  * bits 16..19. The state is only ever read and changed through that word with Atomics, which gives
@@ -55,6 +58,7 @@ const STATE_MASK = 0xf << STATE_SHIFT;
 const DATA_IS_PTR_BIT = 1 << 20;
 const DIR_BIT = 1 << 21;
 const DF_BIT = 1 << 22;
+const RETRY_BIT = 1 << 23;
 const TYPE_SHIFT = 24;
 
 /** A decoded request. Numbers, not bigints: guest-physical addresses stay below 2^52. */
@@ -71,18 +75,27 @@ export interface Ioreq {
   dir: number;
   df: boolean;
   type: number;
+  /** Xen's `retry` bit: this request may be answered with STATE_IORESP_RETRY (patched Xen only). */
+  retryOffered?: boolean;
+  /**
+   * Set by the ioreq server, not part of the slot: the hypervisor marks retryable requests and did
+   * not mark this one (an access of the same instruction already completed), so it must be
+   * completed: a retry here would crash the guest.
+   */
+  mustComplete?: boolean;
 }
 
 export function emptyIoreq(): Ioreq {
-  return { addr: 0, dataLo: 0, dataHi: 0, count: 0, size: 0, vpEport: 0, state: 0, dataIsPtr: false, dir: 0, df: false, type: 0 };
+  return { addr: 0, dataLo: 0, dataHi: 0, count: 0, size: 0, vpEport: 0, state: 0, dataIsPtr: false, dir: 0, df: false, type: 0, retryOffered: false };
 }
 
-export function packControl(state: number, dataIsPtr: boolean, dir: number, df: boolean, type: number): number {
+export function packControl(state: number, dataIsPtr: boolean, dir: number, df: boolean, type: number, retryOffered = false): number {
   return (
     ((state & 0xf) << STATE_SHIFT) |
     (dataIsPtr ? DATA_IS_PTR_BIT : 0) |
     ((dir & 1) !== 0 ? DIR_BIT : 0) |
     (df ? DF_BIT : 0) |
+    (retryOffered ? RETRY_BIT : 0) |
     ((type & 0xff) << TYPE_SHIFT)
   );
 }
@@ -161,6 +174,7 @@ export class IoreqPage {
     out.dataIsPtr = (control & DATA_IS_PTR_BIT) !== 0;
     out.dir = (control & DIR_BIT) !== 0 ? IOREQ_READ : IOREQ_WRITE;
     out.df = (control & DF_BIT) !== 0;
+    out.retryOffered = (control & RETRY_BIT) !== 0;
     out.type = (control >>> TYPE_SHIFT) & 0xff;
     return out;
   }
@@ -178,7 +192,7 @@ export class IoreqPage {
     v.setUint32(b + OFF_COUNT, req.count >>> 0, true);
     v.setUint32(b + OFF_SIZE, req.size >>> 0, true);
     v.setUint32(b + OFF_VP_EPORT, req.vpEport >>> 0, true);
-    Atomics.store(this.words, (b + OFF_CONTROL) >> 2, packControl(req.state, req.dataIsPtr, req.dir, req.df, req.type));
+    Atomics.store(this.words, (b + OFF_CONTROL) >> 2, packControl(req.state, req.dataIsPtr, req.dir, req.df, req.type, req.retryOffered === true));
   }
 
   /** Stores the response data (before the state is published with transitionState). */

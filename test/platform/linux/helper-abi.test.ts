@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DOMID_FIRST_RESERVED, EVENT_FATAL, EVENT_OFF, EVENT_OVERFLOW, HELPER_IOCTL, MAP_ACCESS, MAP_NO_INSTALL, MAP_OFF, MAP_TRY_HUGE,
-  MAP_WRITE, MAX_RANGES, MAX_REGISTERED_PAGES, MAX_WINDOW_PAGES, SIZEOF, STATS_OFF,
+  MAP_WRITE, MAX_RANGES, MAX_REGISTERED_PAGES, MAX_WINDOW_PAGES, P2M_SOFT, P2M_XEN, P2M_XEN_DMOP, SIZEOF, STATS_OFF,
 } from '../../../src/platform/linux/helper-abi.js';
 import { runC } from '../../support/c-layout.js';
 
@@ -31,6 +31,7 @@ int main(void) {
   printf("\\"event\\": [%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu],\\n", O(xvgpu_event, range_id), O(xvgpu_event, event), O(xvgpu_event, first_page),
     O(xvgpu_event, pages), O(xvgpu_event, revoked), O(xvgpu_event, seq), O(xvgpu_event, start_ns), O(xvgpu_event, done_ns),
     O(xvgpu_event, count));
+  printf("\\"backends\\": [%d,%d,%d],\\n", XVGPU_P2M_SOFT, XVGPU_P2M_XEN, XVGPU_P2M_XEN_DMOP);
   printf("\\"consts\\": [%lu,%lu,%lu,%lu,%lu,%lu,%llu,%llu,%lu,%lu]}\\n", (unsigned long)XVGPU_EVENT_OVERFLOW, (unsigned long)XVGPU_EVENT_FATAL,
     (unsigned long)XVGPU_MAP_TRY_HUGE, (unsigned long)XVGPU_MAP_ACCESS, (unsigned long)XVGPU_MAP_WRITE, (unsigned long)XVGPU_MAP_NO_INSTALL,
     (unsigned long long)XVGPU_MAX_WINDOW_PAGES, (unsigned long long)XVGPU_MAX_REGISTERED_PAGES, (unsigned long)XVGPU_DOMID_FIRST_RESERVED, (unsigned long)XVGPU_MAX_RANGES);
@@ -38,7 +39,11 @@ int main(void) {
 }`;
 
 describe('kernel helper UAPI codecs match xvgpu_helper.h', () => {
-  const c = runC(C, HEADER, '(the repository)') as { sizes: number[]; ioctls: number[]; map: number[]; stats: number[]; event: number[]; consts: number[] };
+  const c = runC(C, HEADER, '(the repository)') as { backends: number[]; sizes: number[]; ioctls: number[]; map: number[]; stats: number[]; event: number[]; consts: number[] };
+
+  it('has the same p2m back-end numbers', () => {
+    expect(c.backends).toEqual([P2M_SOFT, P2M_XEN, P2M_XEN_DMOP]);
+  });
 
   it('has the same struct sizes and ioctl numbers', () => {
     const s = SIZEOF;

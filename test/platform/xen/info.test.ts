@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeXen } from './fake-xen.js';
-import { probeDmExtension } from '../../../src/platform/xen/hypervisor.js';
+import { probeDmExtension } from '../../../src/platform/xen/dm-ext.js';
 import { formatXenInfo, gatherXenInfo } from '../../../src/platform/xen/info.js';
 import { XEN_DMOP_DM_EXT_IORESP_RETRY, XEN_DMOP_DM_EXT_LEND_PAGES, XEN_DMOP_DM_EXT_VERSION } from '../../../src/platform/xen/privcmd.js';
 

@@ -131,7 +131,18 @@ describe('Xen platform: the slot protocol through the waiter', () => {
     expect(ext.hv.caps.retry).toBe(true);
     expect(ext.fake.calls).toContain('destroy_ioreq_server 1'); // the probe's server is not kept
     expect(ext.fake.calls).toContain('map_resource type=0 id=2 frame=1 nr=1'); // the served one, created with the flag
-    expect((await exchange(ext.fake, 0, { addr: BASE + 8 }, 2)).state).toBe(STATE_IORESP_RETRY);
+    expect((await exchange(ext.fake, 0, { addr: BASE + 8, retryOffered: true }, 2)).state).toBe(STATE_IORESP_RETRY);
+    expect(ext.server.counters.answeredRetry).toBe(1);
+  });
+
+  it('answers a retry only where Xen offered one (the request\'s retry bit); otherwise completes it and counts the handler\'s error', async () => {
+    const ext = serve({ retry: true });
+    expect(ext.hv.caps.retryOffer).toBe(true);
+    const r = await exchange(ext.fake, 0, { addr: BASE + 8, dir: IOREQ_READ, size: 4 }, 2);
+    expect(r.state).toBe(STATE_IORESP_READY);
+    expect(r.dataLo).toBe(0xffffffff); // completed as unclaimed, never as a retry Xen would crash the guest for
+    expect(ext.seen.at(-1)?.req.mustComplete).toBe(true);
+    expect(ext.server.counters).toMatchObject({ answeredRetry: 0, handlerErrors: 1 });
   });
 
   it('raises an HVM guest\'s ISA IRQ line through set_isa_irq_level', () => {

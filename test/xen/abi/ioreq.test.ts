@@ -22,6 +22,7 @@ const ioreqArb: fc.Arbitrary<Ioreq> = fc.record({
   dir: fc.nat({ max: 1 }),
   df: fc.boolean(),
   type: fc.nat({ max: 255 }),
+  retryOffered: fc.boolean(),
 });
 
 describe('ioreq codec', () => {
@@ -38,6 +39,15 @@ describe('ioreq codec', () => {
     expect(v.getUint16(28, true)).toBe(0);
     expect(b[30]).toBe(0x03 | 0x10 | 0x20 | 0x40);
     expect(b[31]).toBe(8);
+  });
+
+  it('carries the patched Xen\'s retry offer in bit 7 of byte 30 (stock Xen\'s _pad1, always 0 there)', () => {
+    const base = { addr: 0, dataLo: 0, dataHi: 0, count: 1, size: 4, vpEport: 0, state: 1, dataIsPtr: false, dir: 1, df: false, type: 1 };
+    expect(encodeIoreq({ ...base, retryOffered: true })[30]).toBe(0x01 | 0x20 | 0x80);
+    const bytes = encodeIoreq({ ...base, retryOffered: false });
+    expect(decodeIoreq(bytes).retryOffered).toBe(false);
+    bytes[30] = (bytes[30] ?? 0) | 0x80;
+    expect(decodeIoreq(bytes)).toMatchObject({ retryOffered: true, state: 1, dir: 1, dataIsPtr: false, df: false });
   });
 
   it('round-trips any request (property)', () => {
@@ -58,7 +68,6 @@ describe('ioreq codec', () => {
         const want = Uint8Array.from(bytes);
         want[28] = 0;
         want[29] = 0;
-        want[30] = (want[30] ?? 0) & 0x7f;
         expect(Array.from(again)).toEqual(Array.from(want));
       }),
     );
