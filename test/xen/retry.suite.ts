@@ -4,16 +4,11 @@
  * through the kernel helper's xen-dmop back-end, the same workload in map-and-emulate and
  * emulate-all, a notifier revocation by hole punching, kill -9 of xvgpu and destruction of the
  * guest with pages lent. Ratios are reported in OUT/pvh-retry.json, not asserted; only structural
- * facts are (retry takes fewer BAR ioreqs per MiB than emulate-all).
+ * facts are (retry takes fewer BAR ioreqs per MiB than emulate-all). Imported by tier.test.ts; the
+ * boot is shared with ext.suite.ts (test/xen/patched.ts).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-
-const TIMEOUT_S = 2700;
-const BUILD_S = 1200;
+import { patchedBoot, patchedBootBoundMs } from './patched.js';
 
 interface Summary {
   mode: string; p2m_backend: string; buffers: string; extension: { version: number; features: number } | null;
@@ -32,29 +27,15 @@ interface Result {
 }
 
 describe('Xen tier: the patched Xen 4.17.7, xvgpu in map-then-retry mode (pvh-retry)', () => {
-  const out = mkdtempSync(join(tmpdir(), 'xen-tier-retry-'));
-  let log = '';
-  let status: number | null = null;
   let r: Result;
   beforeAll(() => {
-    const build = spawnSync('hypervisor/build.sh', [], { encoding: 'utf8', timeout: BUILD_S * 1000 });
-    if (build.status !== 0) throw new Error(`hypervisor/build.sh failed (${build.status}): ${build.stderr}`);
-    const xen = build.stdout.trim().split('\n').pop() ?? '';
-    const run = spawnSync('bash', ['xen-tier/run.sh', '--hypervisor', xen, '--scenarios', 'pvh-retry', '--out', out, '--timeout', String(TIMEOUT_S)], {
-      encoding: 'utf8',
-      timeout: (300 + TIMEOUT_S + 60) * 1000,
-    });
-    log = `${run.stdout}\n${run.stderr}`;
-    status = run.status;
-    try {
-      r = JSON.parse(readFileSync(join(out, 'pvh-retry.json'), 'utf8')) as Result;
-    } catch (e) {
-      throw new Error(`no pvh-retry.json (${String(e)}); run.sh exited ${status}:\n${log.slice(-8000)}`, { cause: e });
-    }
-  }, (BUILD_S + 360 + TIMEOUT_S + 60) * 1000);
+    const boot = patchedBoot();
+    const st = boot.scenarioStatus('pvh-retry');
+    if (st !== 'ok') throw new Error(`scenario pvh-retry: ${st}\n${boot.log.slice(-20000)}`);
+    r = boot.load('pvh-retry') as Result;
+  }, patchedBootBoundMs());
 
   it('passes with no problem reported', () => {
-    expect(status, log).toBe(0);
     expect(r.problems).toEqual([]);
   });
 

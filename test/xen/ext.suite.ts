@@ -5,17 +5,11 @@
  * xen_dmop_helper_test). Needs what tier.test.ts needs plus the Xen tarball, flex and bison
  * (.ci/run installs them); a missing input fails the build or the run, with one line saying what.
  *
- * Debian's hypervisor refusing the extension (scenario xen-ext-stock) is not run here: it needs a
- * QEMU boot of its own; it belongs in tier.test.ts's stock run.
+ * Imported by tier.test.ts (one Xen boot at a time); the boot is shared with retry.suite.ts
+ * (test/xen/patched.ts).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildPatchedXen } from '../support/xen-ext.js';
-
-const TIMEOUT_S = 1500;
+import { patchedBoot, patchedBootBoundMs } from './patched.js';
 
 interface Check { ok: boolean; detail: string }
 type Checks = Record<string, unknown>;
@@ -51,21 +45,13 @@ const expectOk = (c: Checks, names: readonly string[]): void => {
 };
 
 describe('Xen tier: the patched hypervisor (xen-ext)', () => {
-  const out = mkdtempSync(join(tmpdir(), 'xen-ext-'));
-  let log = '';
-  let status: number | null = null;
   let r: Result;
   beforeAll(() => {
-    const xen = buildPatchedXen();
-    const p = spawnSync('bash', ['xen-tier/run.sh', '--hypervisor', xen, '--scenarios', 'xen-ext', '--out', out, '--timeout', String(TIMEOUT_S)], {
-      encoding: 'utf8',
-      timeout: (300 + TIMEOUT_S + 60) * 1000,
-    });
-    log = `${p.stdout}\n${p.stderr}`;
-    status = p.status;
-    if (status !== 0) throw new Error(`xen-tier/run.sh exited ${String(status)}\n${log}`);
-    r = JSON.parse(readFileSync(join(out, 'xen-ext.json'), 'utf8')) as Result;
-  }, (3600 + 360 + TIMEOUT_S + 60) * 1000);
+    const boot = patchedBoot();
+    const st = boot.scenarioStatus('xen-ext');
+    if (st !== 'ok') throw new Error(`scenario xen-ext: ${st}\n${boot.log.slice(-20000)}`);
+    r = boot.load('xen-ext') as Result;
+  }, patchedBootBoundMs());
 
   it('answers the feature query (version 1, both bits) and xvgpu xen-info reports both', () => {
     expect(r.query).toMatchObject({ rc: 0, version: 1, features: 3 });

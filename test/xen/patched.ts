@@ -1,0 +1,17 @@
+/**
+ * The patched hypervisor's boot (hypervisor/build.sh, cached by its inputs), shared by
+ * ext.suite.ts and retry.suite.ts: one QEMU boot runs both scenarios.
+ */
+import { bootBoundS, tierBoot, type TierBoot } from '../support/xen-tier.js';
+import { buildPatchedXen } from '../support/xen-ext.js';
+
+export const PATCHED_SCENARIOS = ['xen-ext', 'pvh-retry'] as const;
+export const PATCHED_TIMEOUT_S = 900;
+/** A cold build: 130 s on a quiet machine, 320 s seen beside a tier run. */
+const BUILD_BOUND_S = 1200;
+
+export const patchedBootBoundMs = (): number => (BUILD_BOUND_S + bootBoundS(PATCHED_SCENARIOS, PATCHED_TIMEOUT_S)) * 1000;
+
+export function patchedBoot(): TierBoot {
+  return tierBoot(buildPatchedXen(), PATCHED_SCENARIOS, PATCHED_TIMEOUT_S);
+}
