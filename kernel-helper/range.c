@@ -13,6 +13,7 @@
  * space gets a FATAL event.
  */
 #include <linux/highmem.h>
+#include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
@@ -450,6 +451,50 @@ static int install(struct xh_ctx *ctx, struct xh_range *r, u64 gfn, unsigned lon
 	return 0;
 }
 
+/*
+ * The emulated access to device memory (a VRAM BAR: VM_IO/VM_PFNMAP, no struct page to kmap): one
+ * access of exactly the guest's width through an uncached mapping of the frame, the memory type the
+ * back-end's own mapping of the BAR has. Map-and-emulate on stock Xen needs it for every first touch.
+ */
+static int emulate_io(struct xvgpu_map *arg, unsigned long pfn, bool write)
+{
+	void __iomem *va = ioremap(PFN_PHYS(pfn), PAGE_SIZE);
+	void __iomem *p;
+
+	if (!va)
+		return -ENOMEM;
+	p = va + arg->access_offset;
+	if (!write)
+		arg->data = 0;
+	switch (arg->access_size) {
+	case 1:
+		if (write)
+			writeb((u8)arg->data, p);
+		else
+			arg->data = readb(p);
+		break;
+	case 2:
+		if (write)
+			writew((u16)arg->data, p);
+		else
+			arg->data = readw(p);
+		break;
+	case 4:
+		if (write)
+			writel((u32)arg->data, p);
+		else
+			arg->data = readl(p);
+		break;
+	default: /* 8: check_map_arg allows no other size */
+		if (write)
+			writeq(arg->data, p);
+		else
+			arg->data = readq(p);
+	}
+	iounmap(va);
+	return 0;
+}
+
 /* The emulated access (D4 `emulate`), on the frame itself, still under ctx->lock. */
 static int emulate(struct xvgpu_map *arg, unsigned long pfn, bool writable)
 {
@@ -458,8 +503,11 @@ static int emulate(struct xvgpu_map *arg, unsigned long pfn, bool writable)
 
 	if (write && !writable)
 		return -EFAULT;
-	if (!xh_frame_is_ram(pfn))
-		return -EIO; /* device memory would need memremap(); not supported for emulation */
+	if (!xh_frame_is_ram(pfn)) {
+		if (pfn_valid(pfn) && is_zone_device_page(pfn_to_page(pfn)))
+			return -EIO; /* ZONE_DEVICE (e.g. device-private): no CPU mapping of its own */
+		return emulate_io(arg, pfn, write);
+	}
 	va = kmap_local_page(pfn_to_page(pfn));
 	if (write) {
 		memcpy(va + arg->access_offset, &arg->data, arg->access_size);

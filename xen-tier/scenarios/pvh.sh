@@ -40,6 +40,17 @@ vram_resource() {
 # say MSG: to the scenario's log and, as an XVGPU-TIER line, to the tier's console (live progress).
 say() { xt_log "$*"; echo "XVGPU-TIER: pvh: $*" > /dev/console 2>/dev/null; }
 
+# vgem_node: the DRM node of vgem (modprobed first), e.g. /dev/dri/card0.
+vgem_node() {
+  local c
+  modprobe vgem || return 1
+  for c in /sys/class/drm/card*; do
+    [ "$(basename "$(readlink -f "$c/device")")" = vgem ] && { echo "/dev/dri/$(basename "$c")"; return 0; }
+  done
+  echo "no vgem DRM node after modprobe vgem" >&2
+  return 1
+}
+
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # map_frames add|remove: frames Xen reports having mapped or unmapped (memory_map:... nr=HEX lines).
 map_frames() { xl dmesg | sed -n "s/.*memory_map:$1: .* nr=\([0-9a-f]*\).*/\1/p" | { s=0; while read -r n; do s=$((s + 16#$n)); done; echo $s; }; }
@@ -62,7 +73,7 @@ start_xvgpu() {
   (cd /xvgpu && exec node dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
       --mmio-base $MMIO_BASE --json --log-level info $@) > "$out/$tag.xvgpu.json" 2> "$out/$tag.xvgpu.log" &
   xpid=$!
-  xt_wait_file_match "$out/$tag.xvgpu.log" '"msg":"serving"' 90 || { cat "$out/$tag.xvgpu.log"; kill -9 $xpid; wait $xpid; xrc=null; return 1; }
+  xt_wait_file_match "$out/$tag.xvgpu.log" '"msg":"serving"' 90 || { cat "$out/$tag.xvgpu.log"; kill -9 $xpid; wait $xpid; xrc=null xpid=; return 1; }
 }
 
 # stop_xvgpu: SIGTERM, bounded; sets $xrc to xvgpu's exit status (not in $(...): wait needs the
@@ -73,6 +84,7 @@ stop_xvgpu() {
   kill -0 $xpid 2>/dev/null && { echo "xvgpu did not exit on SIGTERM" >&2; kill -9 $xpid; }
   wait $xpid
   xrc=$?
+  xpid=
 }
 
 guest_log() { cp "$XT_CONSOLE_DIR/guest-pvh-$1.log" "$out/$1.guest.log" 2>/dev/null; }
@@ -143,16 +155,18 @@ run_kill() {
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-d.log" '^XT-GUEST: (held|exit)' 300 || return 1
   kill -9 $xpid
   wait $xpid
+  xpid=
   killed_ms=$(now_ms)
   # The helper's release ran when the fd closed with the process: every entry added is removed.
   adds=$(map_frames add) removes=$(map_frames remove)
   refcnt=$(cat /sys/module/xvgpu_helper/refcnt)
   start_xvgpu d2 --mode emulate --vram "$VRAM" || return 1
   local restarted_ms; restarted_ms=$(now_ms)
-  xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-d.log" '^XT-GUEST: exit' 400
-  rc=$?
+  rc=0
+  # The guest must still be asleep: its recheck is meant for the restarted xvgpu.
+  grep -q '^XT-GUEST: rechecked' "$XT_CONSOLE_DIR/guest-pvh-d.log" && { echo "d: the guest rechecked before xvgpu was back (raise HOLD_S)" >&2; rc=1; }
+  xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-d.log" '^XT-GUEST: exit' 400 || rc=1
   guest_log d
-  grep -q '^XT-GUEST: rechecked' "$out/d.guest.log" || { echo "d: the guest slept past the restart (raise HOLD_S)" >&2; rc=1; }
   xt_wait_gone pvh-d 30 || xt_bounded 30 xl destroy "$dom"
   stop_xvgpu
   rmmod xvgpu_helper || rc=1
@@ -193,14 +207,18 @@ for r in $runs; do
     a) run_case a "" "--strategy emulate-all --vram $VRAM" || status=1 ;;
     b) run_case b "" "--mode emulate --vram $VRAM" || status=1 ;;
     inject) run_case inject "test_skip_revoke=1" "--mode emulate --vram $VRAM" || status=1 ;;
-    c) modprobe vgem && run_case c "xen_ram_as_mmio=1" "--mode emulate --drm-node /dev/dri/card0" \
+    c) node=$(vgem_node) && run_case c "xen_ram_as_mmio=1" "--mode emulate --drm-node $node" \
          "\"unsafe\":true,\"unsafe_reason\":\"$UNSAFE_REASON\",\"stale_reads_null_reason\":\"$STALE_REASON\"" \
          || say "run c (unsafe prototype) did not pass; reported in c.json, not a failure of the scenario" ;;
     d) run_kill || status=1 ;;
     e) run_destroy || status=1 ;;
     *) echo "XT_PVH_RUNS: no run $r" >&2; status=1 ;;
   esac
+  # Whatever a failed run left: its xvgpu, its guest, the helper.
+  [ -n "${xpid:-}" ] && kill -9 "$xpid" 2>/dev/null && wait "$xpid"
+  xt_destroy_guests
   lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper
+  xpid=
   say "run $r end (status so far $status): $(head -c 400 "$out/$r.json" 2>/dev/null || echo 'no summary')"
 done
 # Every check below is of a run that ran; result.json has the runs of XT_PVH_RUNS only.
