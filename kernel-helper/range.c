@@ -37,6 +37,15 @@ static bool test_skip_revoke;
 module_param(test_skip_revoke, bool, 0444);
 MODULE_PARM_DESC(test_skip_revoke, "TEST ONLY: do not revoke on invalidation (breaks the guarantee on purpose)");
 
+/*
+ * TEST ONLY, load time only (0444): every revocation (UNMAP, UNREGISTER, invalidation, close)
+ * forgets its entries without asking the back-end to remove them, a lost revocation. The Xen tier's
+ * pvh inject run loads it: the guest must then read freed frames (proof that its check can fail).
+ */
+static bool test_lose_revoke;
+module_param(test_lose_revoke, bool, 0444);
+MODULE_PARM_DESC(test_lose_revoke, "TEST ONLY: revocations forget entries without removing them (breaks the guarantee on purpose)");
+
 /* The frames of one MAP, looked up before ctx->lock is taken. */
 struct xh_frames {
 	unsigned long n;                       /* looked up so far */
@@ -82,7 +91,7 @@ static unsigned long remove_run(struct xh_ctx *ctx, struct xh_range *r, unsigned
 				u64 *failed)
 {
 	u64 gfn = r->gfn_of[p] - 1;
-	bool batch_ok = !ctx->ops->unmap(ctx, gfn, n);
+	bool batch_ok = READ_ONCE(test_lose_revoke) || !ctx->ops->unmap(ctx, gfn, n);
 	unsigned long i, removed = 0;
 
 	for (i = 0; i < n; i++) {

@@ -8,7 +8,8 @@
 #   a       --strategy emulate-all: nothing is mapped, every access is an ioreq;
 #   b       map-and-emulate (stock Xen's mode): a first touch maps the page (memory_mapping), later
 #           touches cause no ioreq, UNMAP_BLOB revokes, the new blob faults again, no stale read;
-#   inject  b with the helper loaded test_skip_revoke=1: the stale detector must count stale reads;
+#   inject  b with the helper loaded test_lose_revoke=1 (revocations forget entries without removing
+#           them): the guest must read the freed, poisoned VRAM, and its stale detector count it;
 #   c       UNSAFE prototype, reported apart (never fails the scenario): b on RAM buffers (vgem's,
 #           xvgpu's default source without --vram) with the helper loaded xen_ram_as_mmio=1, which
 #           maps RAM frames as p2m_mmio_direct (docs/kernel-helper.md says why that is unsafe).
@@ -206,7 +207,7 @@ for r in $runs; do
   case $r in
     a) run_case a "" "--strategy emulate-all --vram $VRAM" || status=1 ;;
     b) run_case b "" "--mode emulate --vram $VRAM" || status=1 ;;
-    inject) run_case inject "test_skip_revoke=1" "--mode emulate --vram $VRAM" || status=1 ;;
+    inject) run_case inject "test_lose_revoke=1" "--mode emulate --vram $VRAM" || status=1 ;;
     c) node=$(vgem_node) && run_case c "xen_ram_as_mmio=1" "--mode emulate --drm-node $node" \
          "\"unsafe\":true,\"unsafe_reason\":\"$UNSAFE_REASON\",\"stale_reads_null_reason\":\"$STALE_REASON\"" \
          || say "run c (unsafe prototype) did not pass; reported in c.json, not a failure of the scenario" ;;
@@ -245,7 +246,7 @@ if ('b' in result) {
   if (b && b.xvgpu && !(b.xvgpu.helper.installed_pages > 0 && b.xvgpu.helper.revoked_pages > 0)) problems.push('b: no page mapped and revoked');
 }
 if (a && b && a.xvgpu && b.xvgpu && !(b.xvgpu.requests < a.xvgpu.requests)) problems.push('b: mapping did not reduce ioreqs');
-if ('inject' in result && !(inject && inject.guest && inject.guest.stale_reads > 0)) problems.push('inject: the stale detector caught nothing with test_skip_revoke=1');
+if ('inject' in result && !(inject && inject.guest && inject.guest.stale_reads > 0)) problems.push('inject: the stale detector caught nothing with test_lose_revoke=1');
 if ('d' in result) {
   clean('d', d);
   if (d && !(d.at_kill.frames_added > 0 && d.at_kill.frames_added === d.at_kill.frames_removed)) problems.push(`d: at the kill ${d.at_kill.frames_added} frames mapped, ${d.at_kill.frames_removed} removed`);
