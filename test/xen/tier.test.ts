@@ -75,7 +75,6 @@ describe('Xen tier: stock Xen 4.17 under QEMU', () => {
     expect(b.guest?.stale_reads).toBe(0);
     expect(b.xvgpu?.helper.installed_pages).toBeGreaterThan(0);
     expect(b.xvgpu?.helper.revoked_pages).toBeGreaterThan(0);
-    expect(b.xen_memory_map.remove).toBe(b.xen_memory_map.add);
     expect(b.xvgpu?.requests).toBeLessThan(a.xvgpu?.requests ?? 0);
   });
 

@@ -20,6 +20,7 @@
 #   e       xl destroy of the guest while pages are mapped: xvgpu stops cleanly with its summary,
 #           the helper unloads (nothing held), no domain is left.
 # XT_PVH_RUNS (words from "a b inject c d e") runs a subset; result.json then has those runs only.
+# XT_PVH_NODE_FLAGS: options for xvgpu's node (e.g. V8's --no-enable-avx), for diagnosis.
 set -uo pipefail
 . /xt/lib.sh
 out=$1
@@ -71,10 +72,22 @@ start_guest() {
 start_xvgpu() {
   local tag=$1; shift
   # shellcheck disable=SC2068 # the extra options are a word list
-  (cd /xvgpu && exec node dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
+  (cd /xvgpu && exec node ${XT_PVH_NODE_FLAGS:-} dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
       --mmio-base $MMIO_BASE --json --log-level info $@) > "$out/$tag.xvgpu.json" 2> "$out/$tag.xvgpu.log" &
   xpid=$!
   xt_wait_file_match "$out/$tag.xvgpu.log" '"msg":"serving"' 90 || { cat "$out/$tag.xvgpu.log"; kill -9 $xpid; wait $xpid; xrc=null xpid=; return 1; }
+}
+
+# wait_guest_exit NAME SEC: until the guest's program exits (0), or xvgpu dies or SEC pass (1).
+wait_guest_exit() {
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    grep -q '^XT-GUEST: exit' "$XT_CONSOLE_DIR/guest-pvh-$1.log" 2>/dev/null && return 0
+    kill -0 "$xpid" 2>/dev/null || { say "$1: xvgpu died while the guest ran"; return 1; }
+    sleep 0.2
+  done
+  echo "timed out after $2 s waiting for the guest of $1 to exit" >&2
+  return 1
 }
 
 # stop_xvgpu: SIGTERM, bounded; sets $xrc to xvgpu's exit status (not in $(...): wait needs the
@@ -132,7 +145,7 @@ run_case() {
   start_guest "$name" "$2" "$MMIO_BASE,$PAGES" || { lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper; return 1; }
   if start_xvgpu "$name" $3; then
     xl unpause "$dom"
-    xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-$name.log" '^XT-GUEST: exit' 300 || rc=1
+    wait_guest_exit "$name" 300 || rc=1
     guest_log "$name"
     xt_wait_gone "pvh-$name" 30 || xt_bounded 30 xl destroy "$dom"
     stop_xvgpu
