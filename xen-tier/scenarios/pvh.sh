@@ -27,8 +27,9 @@ out=$1
 MMIO_BASE=0xfe000000 BAR_GFN=0xe0000 BAR_SIZE=16M
 # Pages per blob: every access to them is an ioreq in run a, and TCG makes each one slow.
 PAGES=4
-# How long the guest of d and e sleeps with its pages mapped while the host acts (TCG is slow).
-HOLD_S=150
+# How long the guest of d sleeps with its pages mapped while the host kills and restarts xvgpu
+# (the restart took 19 s in a run on an idle machine; TCG under load is slower).
+HOLD_S=90
 
 vram_resource() {
   local d
