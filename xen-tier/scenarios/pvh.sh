@@ -150,7 +150,7 @@ run_case() {
   t0=$(now_ms)
   start_guest "$name" "$2" "$MMIO_BASE,$PAGES" || { lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper; return 1; }
   if start_xvgpu "$name" $3; then
-    xl unpause "$dom"
+    xt_bounded 30 xl unpause "$dom" || { echo "xl unpause $dom did not return in 30 s" >&2; return 1; }
     wait_guest_exit "$name" 300 || rc=1
     guest_log "$name"
     xt_wait_gone "pvh-$name" 30 || xt_bounded 30 xl destroy "$dom"
@@ -171,7 +171,7 @@ run_kill() {
   t0=$(now_ms)
   start_guest d "" "$MMIO_BASE,$PAGES,$HOLD_S" || return 1
   start_xvgpu d1 --mode emulate --vram "$VRAM" || return 1
-  xl unpause "$dom"
+  xt_bounded 30 xl unpause "$dom" || { echo "xl unpause $dom did not return in 30 s" >&2; return 1; }
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-d.log" '^XT-GUEST: (held|exit)' 300 || return 1
   kill -9 $xpid
   wait $xpid
@@ -201,7 +201,7 @@ run_destroy() {
   t0=$(now_ms)
   start_guest e "" "$MMIO_BASE,$PAGES,600" || return 1
   start_xvgpu e --mode emulate --vram "$VRAM" || return 1
-  xl unpause "$dom"
+  xt_bounded 30 xl unpause "$dom" || { echo "xl unpause $dom did not return in 30 s" >&2; return 1; }
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-e.log" '^XT-GUEST: (held|exit)' 300 || return 1
   xt_bounded 60 xl destroy "$dom" || rc=1
   guest_log e
