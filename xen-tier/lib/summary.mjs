@@ -3,6 +3,7 @@
 // (also a failed one's, when it wrote one) and tier.json's wall times. run.sh calls it once the
 // results are back. A figure the run does not have is null, with the reason in null_reasons.
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const load = (file) => { try { return JSON.parse(readFileSync(file, 'utf8')); } catch { return null; } };
@@ -41,6 +42,14 @@ export function pvhRun(r) {
   return Object.keys(reasons).length ? { ...run, null_reasons: reasons } : run;
 }
 
+/** A pvh run cut short (timeout) wrote no result.json: the runs that finished wrote NAME.json. */
+function partialPvh(name, file) {
+  if (name !== 'pvh') return null;
+  const runs = ['a', 'b', 'inject', 'c', 'd', 'e'].filter((k) => load(join(dirname(file), `${k}.json`)) !== null);
+  if (runs.length === 0) return null;
+  return { runs, ...Object.fromEntries(runs.map((k) => [k, load(join(dirname(file), `${k}.json`))])), problems: ['the scenario ended before its checks (no result.json)'] };
+}
+
 export function summary(tier, name, r) {
   const s = tier?.scenarios?.[name] ?? { status: 'not run', wall_s: null };
   if (name !== 'pvh' || !r) return s;
@@ -54,6 +63,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const tier = load(tierFile);
   for (const p of pairs) {
     const name = p.slice(0, p.indexOf('=')), file = p.slice(p.indexOf('=') + 1);
-    process.stdout.write(`XVGPU-TIER summary ${name} ${JSON.stringify(summary(tier, name, load(file)))}\n`);
+    process.stdout.write(`XVGPU-TIER summary ${name} ${JSON.stringify(summary(tier, name, load(file) ?? partialPvh(name, file)))}\n`);
   }
 }
