@@ -31,7 +31,7 @@
  * A frame the kernel may touch through kmap: RAM with a struct page, not ZONE_DEVICE. pfn_valid()
  * alone is not enough: it also holds for MMIO holes inside an early sparse section and for device
  * pages, whose direct-map alias (if any) has the wrong memory type. VM_IO/VM_PFNMAP frames (a
- * GPU's VRAM BAR) fail this and are never emulated or read through the soft p2m.
+ * GPU's VRAM BAR) fail this: never read through the soft p2m, emulated through ioremap (range.c).
  */
 static inline bool xh_frame_is_ram(unsigned long pfn)
 {

@@ -13,6 +13,7 @@
  * space gets a FATAL event.
  */
 #include <linux/highmem.h>
+#include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
@@ -35,6 +36,15 @@
 static bool test_skip_revoke;
 module_param(test_skip_revoke, bool, 0444);
 MODULE_PARM_DESC(test_skip_revoke, "TEST ONLY: do not revoke on invalidation (breaks the guarantee on purpose)");
+
+/*
+ * TEST ONLY, load time only (0444): every revocation (UNMAP, UNREGISTER, invalidation, close)
+ * forgets its entries without asking the back-end to remove them, a lost revocation. The Xen tier's
+ * pvh inject run loads it: the guest must then read freed frames (proof that its check can fail).
+ */
+static bool test_lose_revoke;
+module_param(test_lose_revoke, bool, 0444);
+MODULE_PARM_DESC(test_lose_revoke, "TEST ONLY: revocations forget entries without removing them (breaks the guarantee on purpose)");
 
 /* The frames of one MAP, looked up before ctx->lock is taken. */
 struct xh_frames {
@@ -81,7 +91,7 @@ static unsigned long remove_run(struct xh_ctx *ctx, struct xh_range *r, unsigned
 				u64 *failed)
 {
 	u64 gfn = r->gfn_of[p] - 1;
-	bool batch_ok = !ctx->ops->unmap(ctx, gfn, n);
+	bool batch_ok = READ_ONCE(test_lose_revoke) || !ctx->ops->unmap(ctx, gfn, n);
 	unsigned long i, removed = 0;
 
 	for (i = 0; i < n; i++) {
@@ -450,6 +460,50 @@ static int install(struct xh_ctx *ctx, struct xh_range *r, u64 gfn, unsigned lon
 	return 0;
 }
 
+/*
+ * The emulated access to device memory (a VRAM BAR: VM_IO/VM_PFNMAP, no struct page to kmap): one
+ * access of exactly the guest's width through an uncached mapping of the frame, the memory type the
+ * back-end's own mapping of the BAR has. Map-and-emulate on stock Xen needs it for every first touch.
+ */
+static int emulate_io(struct xvgpu_map *arg, unsigned long pfn, bool write)
+{
+	void __iomem *va = ioremap(PFN_PHYS(pfn), PAGE_SIZE);
+	void __iomem *p;
+
+	if (!va)
+		return -ENOMEM;
+	p = va + arg->access_offset;
+	if (!write)
+		arg->data = 0;
+	switch (arg->access_size) {
+	case 1:
+		if (write)
+			writeb((u8)arg->data, p);
+		else
+			arg->data = readb(p);
+		break;
+	case 2:
+		if (write)
+			writew((u16)arg->data, p);
+		else
+			arg->data = readw(p);
+		break;
+	case 4:
+		if (write)
+			writel((u32)arg->data, p);
+		else
+			arg->data = readl(p);
+		break;
+	default: /* 8: check_map_arg allows no other size */
+		if (write)
+			writeq(arg->data, p);
+		else
+			arg->data = readq(p);
+	}
+	iounmap(va);
+	return 0;
+}
+
 /* The emulated access (D4 `emulate`), on the frame itself, still under ctx->lock. */
 static int emulate(struct xvgpu_map *arg, unsigned long pfn, bool writable)
 {
@@ -458,8 +512,11 @@ static int emulate(struct xvgpu_map *arg, unsigned long pfn, bool writable)
 
 	if (write && !writable)
 		return -EFAULT;
-	if (!xh_frame_is_ram(pfn))
-		return -EIO; /* device memory would need memremap(); not supported for emulation */
+	if (!xh_frame_is_ram(pfn)) {
+		if (pfn_valid(pfn) && is_zone_device_page(pfn_to_page(pfn)))
+			return -EIO; /* ZONE_DEVICE (e.g. device-private): no CPU mapping of its own */
+		return emulate_io(arg, pfn, write);
+	}
 	va = kmap_local_page(pfn_to_page(pfn));
 	if (write) {
 		memcpy(va + arg->access_offset, &arg->data, arg->access_size);

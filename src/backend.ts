@@ -7,7 +7,7 @@ import { BarManager, type BarPolicy } from './bar/manager.js';
 import { BarWindow, type Placement } from './bar/window.js';
 import { StringAccess, type StringFault } from './bar/string-access.js';
 import { IoreqServer } from './ioreq/server.js';
-import type { CpuMapping, GpuPort, HypervisorPort, KernelHelperPort, RangeId } from './platform/ports.js';
+import type { CpuMapping, GpuPort, HelperStats, HypervisorPort, KernelHelperPort, RangeId } from './platform/ports.js';
 import type { Logger } from './telemetry/log.js';
 import { VirtioGpuDevice } from './gpu/device.js';
 import { GuestMemoryAccess } from './virtio/guest-memory.js';
@@ -46,6 +46,7 @@ export class Backend {
   private readonly blobs = new Map<number, HostBlob>();
   private readonly blobByRange = new Map<RangeId, HostBlob>();
   private nextBlob = 1;
+  private statsAtStop: HelperStats | undefined;
 
   constructor(private readonly ports: BackendPorts, private readonly opts: BackendOptions, private readonly log: Logger) {
     // The answer mode is chosen by capability, never by guesswork (D4).
@@ -149,6 +150,7 @@ export class Backend {
    * Revokes every mapping (each blob is unmapped and destroyed), destroys the ioreq server and closes
    * the helper. Returns the BAR pages the helper still had mapped after the revocations (its QUERY,
    * just before close): 0 unless a revocation was lost. The helper's close revokes those too.
+   * The helper's figures just before its close stay readable as helperStatsAtStop.
    */
   stop(): number {
     this.gpuDevice?.reset();
@@ -160,8 +162,18 @@ export class Backend {
       this.log.info({ mappedAfterRevoke: left }, 'back-end stopped');
       return left;
     } finally {
-      this.ports.helper.close();
+      try {
+        this.statsAtStop = this.ports.helper.stats();
+      } finally {
+        this.ports.helper.close();
+      }
     }
+  }
+
+  /** The helper's counters read just before stop() closed it (its fd is gone after that). */
+  get helperStatsAtStop(): HelperStats {
+    if (!this.statsAtStop) throw new Error('the back-end has not stopped');
+    return this.statsAtStop;
   }
 
   /** BAR pages mapped in the guest p2m now, as the helper reports them. */

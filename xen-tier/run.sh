@@ -87,8 +87,16 @@ for s in ${scenarios//,/ }; do
     failed+=("$s: $st")
   fi
 done
-printf '{"hypervisor":"%s","cache_and_build_s":%d,"caches_s":%d,"total_s":%d,"qemu_exit":%d}\n' \
-  "$hypervisor" "$t_build" "$t_cache" "$t_run" "$qrc" > "$out/tier.json"
+# Each scenario's status and wall time (dom0's uptime at its start and end lines on the console).
+per=$(for s in ${scenarios//,/ }; do
+  st=$(cat "$work/results/$s/status" 2>/dev/null || echo "not run")
+  w=$(grep -a -E "^XVGPU-TIER: scenario $s " "$work/console.log" | awk '{ t[$4 == "start" ? "s" : "e"] = $NF + 0 } END { if ("s" in t && "e" in t) printf "%.1f", t["e"] - t["s"]; else printf "null" }')
+  printf '"%s":{"status":"%s","wall_s":%s}\n' "$s" "$st" "$w"
+done | paste -sd,)
+printf '{"hypervisor":"%s","cache_and_build_s":%d,"caches_s":%d,"total_s":%d,"qemu_exit":%d,"scenarios":{%s}}\n' \
+  "$hypervisor" "$t_build" "$t_cache" "$t_run" "$qrc" "$per" > "$out/tier.json"
+# One summary line per scenario on stdout (a failed scenario's too, from what it wrote).
+node "$XT_DIR/lib/summary.mjs" "$out/tier.json" $(for s in ${scenarios//,/ }; do echo "$s=$work/results/$s/result.json"; done) || true
 if [ "${#failed[@]}" -eq 0 ] && grep -q 'XVGPU-TIER: done' "$work/console.log"; then
   xt_log "all scenarios passed (${t_run}s: caches ${t_cache}s, build $((t_build - t_cache))s, QEMU $((t_run - t_build))s)"
   exit 0

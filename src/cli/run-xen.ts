@@ -192,7 +192,7 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, on
     const mappedAfterStop = backend.stop();
     const c = backend.server.counters;
     const b = backend.bar.counters;
-    const h = platform.ports.helper.stats();
+    const h = backend.helperStatsAtStop; // the helper is closed by now
     const summary = {
       domid: o.domid, mode, strategy: o.strategy, p2m_backend: p2m, buffers, extension: platform.hv.extension ? { version: platform.hv.extension.version, features: platform.hv.extension.features } : null, reclaimed_server: platform.hv.reclaimedServer ?? null, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
       bar: { faults: b.faults, retries: b.retries, emulated: b.emulated, forward_progress: b.forwardProgress, not_offered: b.notOffered, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },

@@ -37,7 +37,11 @@ function fakeHelper(calls: string[]): KernelHelperPort & { open: boolean } {
     bind: (b: HelperBinding) => { calls.push(`helper bind ${b.domid} ${b.firstGfn.toString(16)}+${b.pages}`); },
     registerRange: unused, unregisterRange: unused, map: unused, unmap: unused,
     query: () => [], // the back-end's stop() asks what is still mapped: nothing was
-    stats: () => ({ maps: 0, mapCollisions: 0, installedPages: 0, hugeMaps: 0, invalidations: 0, revokedPages: 0, residentPages: 0 }),
+    // Like the real fd: once closed, no figures (EBADF). The summary is built after stop() closed it.
+    stats: () => {
+      if (!h.open) throw new Error('ioctl: EBADF (Bad file descriptor)');
+      return { maps: 0, mapCollisions: 0, installedPages: 0, hugeMaps: 0, invalidations: 0, revokedPages: 0, residentPages: 0 };
+    },
     onEvent: () => undefined,
     close: () => { calls.push('helper close'); h.open = false; },
   };

@@ -49,6 +49,8 @@ echo "XVGPU-TIER: xl ready $(cut -d' ' -f1 /proc/uptime)s"
 for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.2; done
 
 timeout=$(cat /xt/timeout)
+# The scenarios' knobs from the host's environment (overlay.sh).
+. /xt/scenario.env
 for s in $(cat /xt/scenarios.list); do
   out="$results/$s"
   mkdir -p "$out"
