@@ -7,7 +7,7 @@ import { BarManager, type BarPolicy } from './bar/manager.js';
 import { BarWindow, type Placement } from './bar/window.js';
 import { StringAccess, type StringFault } from './bar/string-access.js';
 import { IoreqServer } from './ioreq/server.js';
-import type { CpuMapping, GpuPort, HypervisorPort, KernelHelperPort, RangeId } from './platform/ports.js';
+import type { CpuMapping, GpuPort, HelperStats, HypervisorPort, KernelHelperPort, RangeId } from './platform/ports.js';
 import type { Logger } from './telemetry/log.js';
 import { VirtioGpuDevice } from './gpu/device.js';
 import { GuestMemoryAccess } from './virtio/guest-memory.js';
@@ -145,6 +145,9 @@ export class Backend {
     return [...this.blobs.values()].map((b) => b.bo);
   }
 
+  /** The helper's counters after stop() revoked everything, read before it closed the helper's fd. */
+  helperStatsAtStop: HelperStats | undefined;
+
   /**
    * Revokes every mapping (each blob is unmapped and destroyed), destroys the ioreq server and closes
    * the helper. Returns the BAR pages the helper still had mapped after the revocations (its QUERY,
@@ -155,6 +158,7 @@ export class Backend {
     try {
       for (const id of [...this.blobs.keys()]) this.destroyBlob(id);
       this.server.stop();
+      this.helperStatsAtStop = this.ports.helper.stats();
       const left = this.mappedPages();
       if (left > 0) this.log.error({ pages: left }, 'pages still mapped after every blob was revoked; the helper close revokes them');
       this.log.info({ mappedAfterRevoke: left }, 'back-end stopped');

@@ -28,7 +28,7 @@ function args(runAs: RunAs | undefined): XenRunArgs {
   };
 }
 
-/** A kernel helper that records bind and close and reports empty stats and residency (nothing else is reached). */
+/** A kernel helper that records bind and close and reports empty stats and residency while open (nothing else is reached). */
 function fakeHelper(calls: string[]): KernelHelperPort & { open: boolean } {
   const unused = (): never => { throw new Error('not reached in these tests'); };
   const h = {
@@ -36,7 +36,11 @@ function fakeHelper(calls: string[]): KernelHelperPort & { open: boolean } {
     bind: (b: HelperBinding) => { calls.push(`helper bind ${b.domid} ${b.firstGfn.toString(16)}+${b.pages}`); },
     registerRange: unused, unregisterRange: unused, map: unused, unmap: unused,
     query: () => [], // the back-end's stop() asks what is still mapped: nothing was
-    stats: () => ({ maps: 0, mapCollisions: 0, installedPages: 0, hugeMaps: 0, invalidations: 0, revokedPages: 0, residentPages: 0 }),
+    // Like the real helper's fd, a closed helper answers no STATS (the HVM tier's exit 70: EBADF).
+    stats: () => {
+      if (!h.open) throw new Error('ioctl: EBADF (Bad file descriptor)');
+      return { maps: 0, mapCollisions: 0, installedPages: 0, hugeMaps: 0, invalidations: 0, revokedPages: 0, residentPages: 0 };
+    },
     onEvent: () => undefined,
     close: () => { calls.push('helper close'); h.open = false; },
   };

@@ -107,7 +107,9 @@ describe('virtio-mmio transport', () => {
     r.wr(REG.QueueNotify, 0); // not acknowledged yet: the line stays high, no new rise
     expect(q.takeUsed()).toHaveLength(2);
     expect(r.t.counters.interruptsRaised).toBe(1);
+    expect(r.t.counters.interruptsLowered).toBe(0);
     r.wr(REG.InterruptACK, 1);
+    expect(r.t.counters.interruptsLowered).toBe(1);
     q.add(Uint8Array.of(3), 4);
     r.wr(REG.QueueNotify, 0);
     expect(r.irq()).toBe(true);

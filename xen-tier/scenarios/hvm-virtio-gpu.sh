@@ -84,6 +84,7 @@ kernel = "$XT_GUEST_DIR/vmlinuz"
 ramdisk = "$XT_GUEST_DIR/hvm-initrd.cpio.gz"
 extra = "console=ttyS0,115200 loglevel=4"
 serial = "file:$glog"
+vga = "none"
 vnc = 0
 sdl = 0
 tsc_mode = "native"
@@ -98,10 +99,11 @@ T[create_paused_s]=$(since "$t")
 domid=$(xt_domid "$guest")
 say "guest $domid created paused in ${T[create_paused_s]}s"
 t=$(date +%s.%N)
-(cd /xvgpu && exec node dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
+# segv-report.so (xen-tier/dom0/preload) writes the native stack of a crash to xvgpu.log.
+(cd /xvgpu && LD_PRELOAD=/xt/bin/segv-report.so exec node dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
    --mmio-base 0xfe000000 --irq 7 --vram "$vram" --json --log-level info) > "$out/xvgpu.json" 2> "$out/xvgpu.log" &
 xvgpu_pid=$!
-stream "$out/xvgpu.log" '"level":(40|50|60)|"msg":"serving"' xvgpu
+stream "$out/xvgpu.log" '"level":(40|50|60)|"msg":"serving"|^segv-report' xvgpu
 stream "$glog" '^XT-HVM|virtio|drm|LNRO|BUG|Oops|panic|rror' guest
 wait_match "$out/xvgpu.log" '"msg":"serving"' 300 || { step_fail "xvgpu never served"; cat "$out/xvgpu.log"; exit 1; }
 T[xvgpu_ready_s]=$(since "$t")
