@@ -27,6 +27,7 @@ wait_match() {
     # A dead ioreq server leaves the guest's vCPU waiting on its window forever: fail at once.
     if [ -n "$xvgpu_pid" ] && ! kill -0 "$xvgpu_pid" 2>/dev/null; then
       wait "$xvgpu_pid"; local rc=$?
+      echo "$rc" > "$out/xvgpu.rc"
       step_fail "xvgpu exited (status $rc) after $(since "$t0") s, while waiting for /$2/"
       xvgpu_pid=
       return 1
