@@ -24,6 +24,9 @@ const guest = lastJsonLine(guestLog, 'XT-HVM-RESULT ');
 const dom0Check = lastJsonLine(`${out}/vram-check.json`);
 const rcFile = `${out}/xvgpu.rc`;
 const xvgpuExit = existsSync(rcFile) ? Number(readFileSync(rcFile, 'utf8').trim()) : ((missing[rcFile] = 'no file: xvgpu was not running at the end'), null);
+const canaryFile = `${out}/canary.rc`;
+// The control node process (hvm-virtio-gpu.sh): 'alive' at the end, or its exit status.
+const canary = existsSync(canaryFile) ? readFileSync(canaryFile, 'utf8').trim() : ((missing[canaryFile] = 'no file: the control never started'), null);
 const consoleLines = existsSync(guestLog) ? readFileSync(guestLog, 'utf8').split('\n') : [];
 const driverLines = consoleLines.filter((l) => /XT-HVM: (dmesg|irq|iomem)/.test(l) && /virtio|drm|LNRO|fe000000/i.test(l)).map((l) => l.replace(/^XT-HVM: /, ''));
 const virtioErrors = xvgpu?.virtio?.errors ?? null;
@@ -35,6 +38,7 @@ const summary = {
   first_failure: firstFailure || guest?.first_failure || null,
   blobs_backed_by: vram ? { kind: 'vram', path: vram, frames: 'MMIO (QEMU ivshmem-plain BAR2)' } : null,
   xvgpu_exit: xvgpuExit,
+  node_gc_canary: canary,
   mode: xvgpu?.mode ?? null,
   strategy: xvgpu?.strategy ?? null,
   ioreqs: xvgpu?.requests ?? null,
