@@ -12,7 +12,8 @@ import { auditXenHandles } from '../platform/xen/confine.js';
 import { DOMID_FIRST_RESERVED } from '../platform/xen/hypervisor.js';
 import type { DomainType } from '../platform/xen/ctrl.js';
 import { bufferName } from '../platform/xen/serving.js';
-import { VIRTIO_MMIO_SIZE } from '../virtio/constants.js';
+import { F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1, VIRTIO_MMIO_SIZE } from '../virtio/constants.js';
+import { F_CONTEXT_INIT, F_RESOURCE_BLOB, F_VIRGL } from '../gpu/device.js';
 import { UsageError, addressOption, choiceOption, intOption, sizeOption, type Options } from './args.js';
 
 const PAGE = 4096;
@@ -192,7 +193,7 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, on
     const mappedAfterStop = backend.stop();
     const c = backend.server.counters;
     const b = backend.bar.counters;
-    const h = backend.helperStatsAtStop; // the helper is closed by now
+    const h = backend.helperStatsAtStop; // stop() closed the helper: the counters read just before
     const summary = {
       domid: o.domid, mode, strategy: o.strategy, p2m_backend: p2m, buffers, extension: platform.hv.extension ? { version: platform.hv.extension.version, features: platform.hv.extension.features } : null, reclaimed_server: platform.hv.reclaimedServer ?? null, requests: c.requests, answered_ready: c.answeredReady, answered_retry: c.answeredRetry, bad: c.bad, unclaimed: c.unclaimed,
       bar: { faults: b.faults, retries: b.retries, emulated: b.emulated, forward_progress: b.forwardProgress, not_offered: b.notOffered, holes: b.holes, rejected: b.rejected, installed_pages: b.installedPages, revokes: b.revokes, revoked_pages: b.revokedPages, strings: b.strings, helper_fatal: b.helperFatal, events_lost: b.eventsLost },
@@ -239,7 +240,9 @@ export function virtioSummary(backend: Pick<Backend, 'gpuDevice' | 'transport'>)
   if (!g || !t) return null;
   return {
     status: backend.transport?.deviceStatus ?? 0,
+    driver_features: featureNames(backend.transport?.negotiatedFeatures),
     commands: g.commands,
+    commands_by_kind: g.byKind,
     errors: g.errors,
     errors_by_type: g.errorsByType,
     blobs_created: g.blobsCreated,
@@ -250,9 +253,26 @@ export function virtioSummary(backend: Pick<Backend, 'gpuDevice' | 'transport'>)
     register_writes: t.writes,
     notifies: t.notifies,
     interrupts_raised: t.interruptsRaised,
+    interrupts_lowered: t.interruptsLowered,
+    interrupt_line_high: backend.transport?.lineHigh ?? false,
     bad_register_accesses: t.badAccesses,
     unknown_registers: t.unknownRegisters,
     resets: t.resets,
     needs_reset: t.needsReset,
   };
+}
+
+/** The feature bits xvgpu offers (virtio 1.2 §5.7.3, §6), by name. */
+const FEATURE_NAMES: ReadonlyArray<readonly [bigint, string]> = [
+  [F_VIRGL, 'VIRGL'], [F_RESOURCE_BLOB, 'RESOURCE_BLOB'], [F_CONTEXT_INIT, 'CONTEXT_INIT'],
+  [F_INDIRECT_DESC, 'RING_INDIRECT_DESC'], [F_EVENT_IDX, 'RING_EVENT_IDX'], [F_VERSION_1, 'VERSION_1'],
+];
+
+/** The features a driver acknowledged, by name (null: it never reached DRIVER_OK). */
+export function featureNames(features: bigint | undefined): string[] | null {
+  if (features === undefined) return null;
+  const names = FEATURE_NAMES.filter(([b]) => (features >> b) & 1n).map(([, n]) => n);
+  const known = FEATURE_NAMES.reduce((m, [b]) => m | (1n << b), 0n);
+  const rest = features & ~known;
+  return rest === 0n ? names : [...names, `0x${rest.toString(16)}`];
 }

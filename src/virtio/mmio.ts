@@ -33,26 +33,29 @@ export interface TransportCounters {
   needsReset: number;
   /** Times the interrupt line went from low to high (what an edge-sensitive PIRQ delivers). */
   interruptsRaised: number;
+  /** Times it went from high to low (the driver acknowledged every pending cause, or a reset). */
+  interruptsLowered: number;
 }
 
 const LOW = 0xffff_ffffn;
 
 export class VirtioMmio implements IoRegion {
   readonly end: number;
-  readonly counters: TransportCounters = { reads: 0, writes: 0, notifies: 0, unknownRegisters: 0, badAccesses: 0, resets: 0, needsReset: 0, interruptsRaised: 0 };
+  readonly counters: TransportCounters = { reads: 0, writes: 0, notifies: 0, unknownRegisters: 0, badAccesses: 0, resets: 0, needsReset: 0, interruptsRaised: 0, interruptsLowered: 0 };
   /**
    * Register ioreqs: slot taken → answer published, filed by the server. The same exit and wake
    * chain as a BAR fault with a handler that only decodes a register: the baseline a fault's
    * service time is read against on real Xen (xvgpu bench --xen).
    */
   readonly serviceNs: Histogram = latencyHistogram();
-  private lineHigh = false;
+  private line = false;
   private status = 0;
   private interruptStatus = 0;
   private configGeneration = 0;
   private deviceFeaturesSel = 0;
   private driverFeaturesSel = 0;
   private driverFeatures = 0n;
+  private activatedFeatures: bigint | undefined;
   private queueSel = 0;
   private shmSel = 0;
   private readonly queues: SplitQueue[];
@@ -74,6 +77,16 @@ export class VirtioMmio implements IoRegion {
 
   get deviceStatus(): number {
     return this.status;
+  }
+
+  /** The interrupt line's level now (high: a cause the driver has not acknowledged). */
+  get lineHigh(): boolean {
+    return this.line;
+  }
+
+  /** The features the driver had acknowledged at its last DRIVER_OK (undefined: never activated). */
+  get negotiatedFeatures(): bigint | undefined {
+    return this.activatedFeatures;
   }
 
   handle(req: Ioreq, _vcpu: number, out: IoAnswer): void {
@@ -234,6 +247,7 @@ export class VirtioMmio implements IoRegion {
       signalUsed: (qi) => { this.signalUsed(qi); },
       fail: (reason) => { this.fail(reason); },
     };
+    this.activatedFeatures = this.driverFeatures;
     this.device.activate(ctx, this.driverFeatures);
   }
 
@@ -284,8 +298,9 @@ export class VirtioMmio implements IoRegion {
 
   /** The line is level-triggered: every change is passed on; a rise is counted. */
   private setLine(level: boolean): void {
-    if (level && !this.lineHigh) this.counters.interruptsRaised++;
-    this.lineHigh = level;
+    if (level && !this.line) this.counters.interruptsRaised++;
+    if (!level && this.line) this.counters.interruptsLowered++;
+    this.line = level;
     this.irq.set(level);
   }
 }

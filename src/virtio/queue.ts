@@ -68,6 +68,11 @@ export class SplitQueue {
 
   /** The next available chain, or null when the driver has posted nothing new. */
   pop(mem: GuestMemoryAccess): DescChain | null {
+    // EVENT_IDX: the driver notifies only when its new entries pass avail_event (the word after the
+    // used ring); a device that never writes it gets one notify per 2^16 entries (Linux's
+    // virtqueue_kick_prepare). Asking for the next entry before reading the index means an entry
+    // added after this read is notified.
+    if (this.eventIdx) mem.publishIndex(this.usedAddr + 4 + 8 * this.size, this.lastAvail);
     const availIdx = mem.loadIndex(this.availAddr + 2);
     const pending = (availIdx - this.lastAvail) & 0xffff;
     if (pending === 0) return null;

@@ -29,7 +29,7 @@ function args(runAs: RunAs | undefined): XenRunArgs {
   };
 }
 
-/** A kernel helper that records bind and close and reports empty stats and residency (nothing else is reached). */
+/** A kernel helper that records bind and close and reports empty stats and residency while open (nothing else is reached). */
 function fakeHelper(calls: string[]): KernelHelperPort & { open: boolean } {
   const unused = (): never => { throw new Error('not reached in these tests'); };
   const h = {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { latencySummary, virtioSummary } from '../../src/cli/run-xen.js';
+import { featureNames, latencySummary, virtioSummary } from '../../src/cli/run-xen.js';
 import { latencyHistogram, record } from '../../src/telemetry/histogram.js';
 import { STATUS } from '../../src/virtio/constants.js';
 import { gpuRig, type GpuRig } from '../support/gpu.js';
@@ -26,6 +26,16 @@ describe('xvgpu run --platform xen: the virtio section of the exit summary', () 
     expect(s?.commands).toBe((before?.commands as number) + 1);
     expect(s?.notifies).toBeGreaterThanOrEqual(s?.commands as number);
     expect(s?.interrupts_raised).toBeGreaterThan(0);
+    // The synthetic driver takes VIRGL, RESOURCE_BLOB, CONTEXT_INIT and VERSION_1 (not the ring features).
+    expect(s?.driver_features).toEqual(['VIRGL', 'RESOURCE_BLOB', 'CONTEXT_INIT', 'VERSION_1']);
+    expect(s?.commands_by_kind).toMatchObject({ get_capset_info: 1, get_capset: 1, ctx_create: 1, resource_create_blob: 1, resource_map_blob: 1 });
+  });
+
+  it('names the negotiated features: null before any DRIVER_OK, unknown bits in hex', () => {
+    rig = gpuRig();
+    expect(virtioSummary(rig.backend)?.driver_features).toBeNull();
+    expect(featureNames(undefined)).toBeNull();
+    expect(featureNames((1n << 29n) | (1n << 40n))).toEqual(['RING_EVENT_IDX', '0x10000000000']);
   });
 
   it('is null when no virtio-gpu device is attached', () => {

@@ -107,11 +107,34 @@ describe('virtio-mmio transport', () => {
     r.wr(REG.QueueNotify, 0); // not acknowledged yet: the line stays high, no new rise
     expect(q.takeUsed()).toHaveLength(2);
     expect(r.t.counters.interruptsRaised).toBe(1);
+    expect(r.t.counters.interruptsLowered).toBe(0);
     r.wr(REG.InterruptACK, 1);
+    expect(r.t.counters.interruptsLowered).toBe(1);
     q.add(Uint8Array.of(3), 4);
     r.wr(REG.QueueNotify, 0);
     expect(r.irq()).toBe(true);
     expect(r.t.counters.interruptsRaised).toBe(2);
+  });
+
+  it('with EVENT_IDX publishes avail_event, so a driver that kicks only when it asks (Linux\'s virtqueue_kick_prepare) keeps kicking', () => {
+    const r = rig();
+    const q = bringUp(r, [1 << 29, 1]);
+    const u16 = new Uint16Array(r.bytes.buffer);
+    const availEvent = (): number => u16[(q.layout.used + 4 + 8 * 16) >> 1] ?? 0;
+    const needEvent = (event: number, next: number, old: number): boolean => ((next - event - 1) & 0xffff) < ((next - old) & 0xffff);
+    let kicks = 0;
+    for (let i = 0; i < 5; i++) {
+      q.add(Uint8Array.of(i), 4);
+      // The index only moves by one per add here: kick if the device's avail_event lies in (old, new].
+      if (needEvent(availEvent(), i + 1, i)) {
+        kicks++;
+        r.wr(REG.QueueNotify, 0);
+      }
+      r.wr(REG.InterruptACK, 1);
+    }
+    expect(kicks).toBe(5);
+    expect(q.takeUsed()).toHaveLength(5);
+    expect(availEvent()).toBe(5);
   });
 
   it('refuses FEATURES_OK when the driver acknowledges a feature that was not offered, or lacks VERSION_1', () => {

@@ -35,6 +35,8 @@ for src in "$XT_DIR"/dom0/*.c; do
   [ -e "$src" ] || continue
   gcc -O2 -Wall -Wextra -Werror -o "$root/xt/bin/$(basename "$src" .c)" "$src" -lxenctrl -lxenforeignmemory -lxenevtchn -lxendevicemodel
 done
+# The crash reporter a scenario may LD_PRELOAD into xvgpu (dom0 has no debugger).
+gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$root/xt/bin/segv-report.so" "$XT_DIR/dom0/preload/segv-report.c" -ldl
 mkdir -p "$root/xt/guest"
 cp "/boot/vmlinuz-$krel" "$root/xt/guest/vmlinuz"
 "$XT_DIR/guest/build.sh" "$krel" "$root/xt/guest"

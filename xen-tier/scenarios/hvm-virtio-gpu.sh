@@ -15,18 +15,20 @@ glog=$XT_CONSOLE_DIR/guest-$guest.log
 t0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 declare -A T=()
-xvgpu_pid= loaded_helper=0 failed=
+xvgpu_pid= canary_pid= loaded_helper=0 failed=
 # Progress also goes to dom0's console (the tier's console log), so a hang shows where it is.
 say() { xt_log "$*"; echo "XVGPU-TIER: hvm-virtio-gpu: $*" > /dev/console 2>/dev/null; }
 step_fail() { [ -n "$failed" ] || failed=$1; say "FAIL: $1"; }
 # wait_match FILE REGEX SEC: bounded by wall-clock time (an iteration count stretches under load).
 wait_match() {
-  local end=$(($(date +%s) + $3))
-  while [ "$(date +%s)" -lt "$end" ]; do
+  # bash's own clock: a run saw `date` come back empty when a sibling died of SIGSEGV, ending the wait.
+  local end=$((EPOCHSECONDS + $3))
+  while [ "$EPOCHSECONDS" -lt "$end" ]; do
     grep -qE "$2" "$1" 2>/dev/null && return 0
     # A dead ioreq server leaves the guest's vCPU waiting on its window forever: fail at once.
     if [ -n "$xvgpu_pid" ] && ! kill -0 "$xvgpu_pid" 2>/dev/null; then
       wait "$xvgpu_pid"; local rc=$?
+      echo "$rc" > "$out/xvgpu.rc"
       step_fail "xvgpu exited (status $rc) after $(since "$t0") s, while waiting for /$2/"
       xvgpu_pid=
       return 1
@@ -52,6 +54,10 @@ finish() {
     kill -0 "$xvgpu_pid" 2>/dev/null && { step_fail "xvgpu did not exit 30 s after SIGTERM"; kill -KILL "$xvgpu_pid"; }
     wait "$xvgpu_pid"; echo "$?" > "$out/xvgpu.rc"
   fi
+  if [ -n "$canary_pid" ]; then
+    if kill -0 "$canary_pid" 2>/dev/null; then echo alive > "$out/canary.rc"; kill -KILL "$canary_pid"; wait "$canary_pid"
+    else wait "$canary_pid"; echo "$?" > "$out/canary.rc"; fi
+  fi
   xl domid "$guest" >/dev/null 2>&1 && xt_bounded 30 xl destroy "$guest"
   cp "$glog" "$out/guest-$guest.log" 2>/dev/null
   [ "$loaded_helper" = 1 ] && rmmod xvgpu_helper
@@ -59,7 +65,8 @@ finish() {
   local times="{"; local k
   for k in "${!T[@]}"; do times+="\"$k\":${T[$k]},"; done
   times="${times%,}}"
-  node "$here/compose.mjs" "$out" "$times" "${failed:-}" "${vram:-}" > "$out/result.json" || step_fail "summary"
+  # shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
+  node $XT_NODE_FLAGS "$here/compose.mjs" "$out" "$times" "${failed:-}" "${vram:-}" > "$out/result.json" || step_fail "summary"
   cat "$out/result.json"
   [ -z "$failed" ] && grep -q '"ok":true' "$out/result.json"
   exit $?
@@ -84,6 +91,7 @@ kernel = "$XT_GUEST_DIR/vmlinuz"
 ramdisk = "$XT_GUEST_DIR/hvm-initrd.cpio.gz"
 extra = "console=ttyS0,115200 loglevel=4"
 serial = "file:$glog"
+vga = "none"
 vnc = 0
 sdl = 0
 tsc_mode = "native"
@@ -98,10 +106,23 @@ T[create_paused_s]=$(since "$t")
 domid=$(xt_domid "$guest")
 say "guest $domid created paused in ${T[create_paused_s]}s"
 t=$(date +%s.%N)
-(cd /xvgpu && exec node dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
+# segv-report.so (xen-tier/dom0/preload) writes the native stack of a crash to xvgpu.log.
+(cd /xvgpu && LD_PRELOAD=/xt/bin/segv-report.so exec node $XT_NODE_FLAGS dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
    --mmio-base 0xfe000000 --irq 7 --vram "$vram" --json --log-level info) > "$out/xvgpu.json" 2> "$out/xvgpu.log" &
 xvgpu_pid=$!
-stream "$out/xvgpu.log" '"level":(40|50|60)|"msg":"serving"' xvgpu
+# The control for V8's GC faults (README.md): a plain node compacting its heap beside xvgpu, with the
+# same XT_NODE_FLAGS. Without them it died of SIGSEGV in heap compaction; 'alive' at the end says the
+# flags keep it alive here too.
+LD_PRELOAD=/xt/bin/segv-report.so node $XT_NODE_FLAGS --expose-gc --stress-compaction -e '
+  let keep = [];
+  setInterval(() => {
+    for (let i = 0; i < 20000; i++) keep.push({ i, s: `x${i}`, a: [i, i + 1] });
+    if (keep.length > 200000) keep = keep.slice(100000);
+    globalThis.gc();
+  }, 2000);' > "$out/canary.log" 2>&1 &
+canary_pid=$!
+stream "$out/xvgpu.log" '"level":(40|50|60)|"msg":"serving"|^segv-report' xvgpu
+stream "$out/canary.log" '^segv-report' canary
 stream "$glog" '^XT-HVM|virtio|drm|LNRO|BUG|Oops|panic|rror' guest
 wait_match "$out/xvgpu.log" '"msg":"serving"' 300 || { step_fail "xvgpu never served"; cat "$out/xvgpu.log"; exit 1; }
 T[xvgpu_ready_s]=$(since "$t")
@@ -112,7 +133,7 @@ wait_match "$glog" '^XT-HVM: (guest-pattern-written|done)' 900 || { step_fail "t
 T[unpause_to_pattern_s]=$(since "$t")
 say "guest pattern after ${T[unpause_to_pattern_s]}s"
 if grep -q '^XT-HVM: guest-pattern-written' "$glog"; then
-  node "$here/vram-check.mjs" "$vram" > "$out/vram-check.json" || step_fail "dom0's check of the guest's data"
+  node $XT_NODE_FLAGS "$here/vram-check.mjs" "$vram" > "$out/vram-check.json" || step_fail "dom0's check of the guest's data"
   cat "$out/vram-check.json"
 fi
 wait_match "$glog" '^XT-HVM: done' 300 || step_fail "the guest never finished"

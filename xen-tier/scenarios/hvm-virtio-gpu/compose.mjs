@@ -1,6 +1,7 @@
 // node compose.mjs OUT TIMES_JSON FIRST_FAILURE VRAM: the hvm-virtio-gpu summary (stdout), from
 // xvgpu's --json exit summary (OUT/xvgpu.json), the guest's "XT-HVM-RESULT {json}" console line
-// (OUT/guest-hvm.log), dom0's VRAM check (OUT/vram-check.json) and the scenario's wall times.
+// (OUT/guest-hvm.log), dom0's VRAM check (OUT/vram-check.json), xvgpu's exit status (OUT/xvgpu.rc)
+// and the scenario's wall times.
 // A missing piece is null with the reason in "missing"; "ok" needs every piece and every check.
 import { existsSync, readFileSync } from 'node:fs';
 import process from 'node:process';
@@ -21,22 +22,30 @@ const guestLog = `${out}/guest-hvm.log`;
 const xvgpu = lastJsonLine(`${out}/xvgpu.json`);
 const guest = lastJsonLine(guestLog, 'XT-HVM-RESULT ');
 const dom0Check = lastJsonLine(`${out}/vram-check.json`);
+const rcFile = `${out}/xvgpu.rc`;
+const xvgpuExit = existsSync(rcFile) ? Number(readFileSync(rcFile, 'utf8').trim()) : ((missing[rcFile] = 'no file: xvgpu was not running at the end'), null);
+const canaryFile = `${out}/canary.rc`;
+// The control node process (hvm-virtio-gpu.sh): 'alive' at the end, or its exit status.
+const canary = existsSync(canaryFile) ? readFileSync(canaryFile, 'utf8').trim() : ((missing[canaryFile] = 'no file: the control never started'), null);
 const consoleLines = existsSync(guestLog) ? readFileSync(guestLog, 'utf8').split('\n') : [];
 const driverLines = consoleLines.filter((l) => /XT-HVM: (dmesg|irq|iomem)/.test(l) && /virtio|drm|LNRO|fe000000/i.test(l)).map((l) => l.replace(/^XT-HVM: /, ''));
 const virtioErrors = xvgpu?.virtio?.errors ?? null;
 const guestFailures = guest?.failures ?? null;
-const ok = firstFailure === '' && guest?.ok === true && dom0Check?.answer === 'ack' && Object.keys(missing).length === 0;
+const ok = firstFailure === '' && guest?.ok === true && dom0Check?.answer === 'ack' && xvgpuExit === 0 && Object.keys(missing).length === 0;
 const summary = {
   scenario: 'hvm-virtio-gpu',
   ok,
   first_failure: firstFailure || guest?.first_failure || null,
   blobs_backed_by: vram ? { kind: 'vram', path: vram, frames: 'MMIO (QEMU ivshmem-plain BAR2)' } : null,
+  xvgpu_exit: xvgpuExit,
+  node_gc_canary: canary,
   mode: xvgpu?.mode ?? null,
   strategy: xvgpu?.strategy ?? null,
   ioreqs: xvgpu?.requests ?? null,
   bar: xvgpu?.bar ?? null,
   helper: xvgpu?.helper ?? null,
   virtio: xvgpu?.virtio ?? null,
+  mapped_after_stop: xvgpu?.mapped_after_stop ?? null,
   guest_visible_errors: guestFailures === null ? null : { guest_failed_steps: guestFailures, device_error_responses: virtioErrors },
   guest,
   dom0_check: dom0Check,
