@@ -12,7 +12,7 @@ insmod /xt/xvgpu_helper.ko || exit 1
 # map-and-emulate with the default fault-around, as pvh's run b on stock Xen; random touches over
 # two blobs re-fault what the evictions (100/s) revoke, so both histograms fill (a touch sweep
 # faults each page once: under TCG that left 9 faults and 8 revokes in 30 s).
-(cd /xvgpu && xt_bounded 240 node dist/cli/main.js run --platform linux --json --mode emulate \
+(cd /xvgpu && xt_bounded 240 node $XT_NODE_FLAGS dist/cli/main.js run --platform linux --json --mode emulate \
   --workload random --vcpus 1 --blobs 2 --blob-size 1M --evict-rate 100 --duration 20) \
   > "$out/run.json" 2> "$out/run.log"
 rc=$?

@@ -9,7 +9,7 @@ xl info | grep -E 'xen_version|virt_caps'
 xl info | grep -q "virt_caps.*hap" || { echo "no HAP in virt_caps"; exit 1; }
 insmod /xt/xvgpu_helper.ko
 [ -c /dev/xvgpu_helper ] || { echo "/dev/xvgpu_helper missing after insmod"; exit 1; }
-(cd /xvgpu && xt_bounded 60 node dist/cli/main.js xen-info) | tee "$out/xen-info.txt"
+(cd /xvgpu && xt_bounded 60 node $XT_NODE_FLAGS dist/cli/main.js xen-info) | tee "$out/xen-info.txt"
 xt_pvh_cfg smoke true "" > /tmp/smoke.cfg
 xt_bounded 60 xl create /tmp/smoke.cfg
 xt_wait_file_match "$XT_CONSOLE_DIR/guest-smoke.log" '^XT-GUEST: exit 0' 90

@@ -16,7 +16,7 @@ xt_bounded 30 /xt/bin/xen_ext_test retry-flag "$dom" > "$out/retry-flag.json"
 frc=$?
 cat "$out/retry-flag.json"
 # xvgpu's probe reports the extension absent (EOPNOTSUPP is stock Xen, not an error).
-(cd /xvgpu && xt_bounded 60 node dist/cli/main.js xen-info --domid "$dom" --json) > "$out/xen-info.json"
+(cd /xvgpu && xt_bounded 60 node $XT_NODE_FLAGS dist/cli/main.js xen-info --domid "$dom" --json) > "$out/xen-info.json"
 irc=$?
 cat "$out/xen-info.json"
 # The kernel helper's xen-dmop back-end refuses to bind.

@@ -34,7 +34,7 @@ qrc=$?
 xt_bounded 30 /xt/bin/xen_ext_test retry-flag "$target" > "$out/retry-flag.json"
 frc=$?
 # xvgpu's own probe (probeDmExtension through privcmd): version, features and both bits.
-(cd /xvgpu && xt_bounded 60 node dist/cli/main.js xen-info --domid "$target" --json) > "$out/xen-info.json"
+(cd /xvgpu && xt_bounded 60 node $XT_NODE_FLAGS dist/cli/main.js xen-info --domid "$target" --json) > "$out/xen-info.json"
 irc=$?
 xl dmesg -c > /dev/null
 xt_bounded 600 /xt/bin/xen_ext_test run "$target" "$GFN" "$XT_CONSOLE_DIR/guest-xe-target.log" "$zombie" \
@@ -104,7 +104,7 @@ for _ in $(seq 150); do xl list | awk 'NR > 1 { print $2 }' | grep -qx "$zombie"
   && [ $hostile_rc -eq 0 ] && [ $hrc -eq 0 ] && [ $gone -eq 1 ] \
   || { echo "query rc=$qrc retry-flag rc=$frc xen-info rc=$irc run rc=$rc retry rc=$rrc kinds rc=$krc" \
        "hostile rc=$hostile_rc helper rc=$hrc zombie gone=$gone"; exit 1; }
-node -e '
+node $XT_NODE_FLAGS -e '
 const fs = require("fs");
 const out = process.argv[1];
 const run = JSON.parse(fs.readFileSync(`${out}/run.json`, "utf8"));
