@@ -59,10 +59,19 @@ xt_log "hypervisor $xen, kernel $krel, caches+build ${t_build}s; booting (limit 
 
 truncate -s 16M "$vram"
 truncate -s 64M "$work/results.img"
+# The CPU: max without SMAP (QEMU 7.2 TCG applies it to IRET's stack reads; reference
+# vm-and-xen-in-qemu.md) and without the AVX family: with it, node in dom0 corrupted its own data
+# (V8's GC faulting in page evacuation, in xvgpu and in a plain node control alike, even with V8's
+# --no-enable-avx: glibc's and node's own AVX2 routines are chosen at run time; README.md).
+# XT_QEMU_CPU overrides it.
+# Xen's eager FPU switching (spec-ctrl=eager-fpu): on this AMD-vendor CPU Xen switches lazily, relying
+# on #NM from CR0.TS; dom0's processes still faulted in V8's GC with no AVX at all once the HVM guest
+# ran (/tmp/hvm-out6), as if a vCPU's SSE state leaked across domains.
+cpu=${XT_QEMU_CPU:-max,-smap,-avx,-avx2,-fma,-f16c,-avx-vnni,-vaes,-vpclmulqdq}
 # The dom0 initrd carries its own command line after the path; a literal comma is written ",,".
-timeout "$qemu_limit" qemu-system-x86_64 -accel tcg -cpu max,-smap -m 3G -smp 2 -nographic -no-reboot \
+timeout "$qemu_limit" qemu-system-x86_64 -accel tcg -cpu "$cpu" -m 3G -smp 2 -nographic -no-reboot \
   -kernel "$xen" \
-  -append 'console=com1 com1=115200,8n1 dom0_mem=1536M,max:1536M loglvl=all guest_loglvl=all' \
+  -append 'console=com1 com1=115200,8n1 dom0_mem=1536M,max:1536M loglvl=all guest_loglvl=all spec-ctrl=eager-fpu' \
   -initrd "/boot/vmlinuz-$krel console=hvc0 earlyprintk=xen panic=-1 loglevel=4,$work/dom0.cpio.gz" \
   -object "memory-backend-file,id=vram,share=on,mem-path=$vram,size=16M" -device ivshmem-plain,memdev=vram \
   -drive "file=$work/results.img,format=raw,if=virtio" \

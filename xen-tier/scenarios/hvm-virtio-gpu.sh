@@ -105,6 +105,7 @@ xt_bounded 120 xl create -p /tmp/$guest.cfg || { step_fail "xl create -p"; exit 
 T[create_paused_s]=$(since "$t")
 domid=$(xt_domid "$guest")
 say "guest $domid created paused in ${T[create_paused_s]}s"
+say "dom0 CPU vector flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx|fma|f16c|sse4_2)' | tr '\n' ' ')"
 t=$(date +%s.%N)
 # segv-report.so (xen-tier/dom0/preload) writes the native stack of a crash to xvgpu.log.
 (cd /xvgpu && LD_PRELOAD=/xt/bin/segv-report.so exec node $XT_NODE_FLAGS dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
