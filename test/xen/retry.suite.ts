@@ -8,7 +8,7 @@
  * boot is shared with ext.suite.ts (test/xen/patched.ts).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { patchedBoot, patchedBootBoundMs } from './patched.js';
+import { PATCHED_SCENARIOS, patchedBoot, patchedBootBoundMs } from './patched.js';
 
 interface Summary {
   mode: string; p2m_backend: string; buffers: string; extension: { version: number; features: number } | null;
@@ -26,7 +26,7 @@ interface Result {
   problems: string[];
 }
 
-describe('Xen tier: the patched Xen 4.17.7, xvgpu in map-then-retry mode (pvh-retry)', () => {
+describe.runIf(PATCHED_SCENARIOS.includes('pvh-retry'))('Xen tier: the patched Xen 4.17.7, xvgpu in map-then-retry mode (pvh-retry; runs only once it is in PATCHED_SCENARIOS)', () => {
   let r: Result;
   beforeAll(() => {
     const boot = patchedBoot();
