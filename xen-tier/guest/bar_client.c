@@ -1,4 +1,4 @@
-// bar_client MMIO_BASE [HOLD_S]: the Xen tier's PVH guest program. A polling virtio-gpu driver (the shape of
+// bar_client MMIO_BASE PAGES [HOLD_S]: the Xen tier's PVH guest program. A polling virtio-gpu driver (the shape of
 // src/guest/virtio-gpu-driver.ts, no interrupts: a PVH guest has no IO-APIC) on the virtio-mmio
 // window at MMIO_BASE, through /dev/mem (STRICT_DEVMEM lets it map non-RAM ranges no driver
 // claimed). It creates blobs in xvgpu's native context, places them in the host-visible region (the
@@ -23,7 +23,7 @@
 #define VRAM_POISON 0xdead5a1eu // src/platform/linux/vram-gpu.ts
 #define XVGPU_CONTEXT_TYPE 0x7876u
 #define QSIZE 8u
-#define BLOB_PAGES 16u
+#define MAX_BLOB_PAGES 256u // BLOB_OFFSET + 256 pages stay inside the 2 * BLOB_OFFSET probe() requires
 #define BLOB_OFFSET 0x100000u
 #define FILL_VALUE 0xc0ffee00u
 
@@ -50,6 +50,7 @@ static const char *fail_what = "";
 struct counts { uint64_t reads, writes, mismatches, stale, post_unmap_other, fill_mismatches, refault_mismatches, avx_pages; uint64_t first_ns, later_ns, pages_timed; };
 static struct counts c;
 static int have_avx2;
+static uint32_t BLOB_PAGES; // pages per blob (argument): every one is touched, and in emulate-all each access is an ioreq
 
 #define CHECK(cond, what) do { if (!(cond)) { fail_line = __LINE__; fail_what = (what); return -1; } } while (0)
 
@@ -292,7 +293,7 @@ static int run(void) {
   return unmap_and_unref(11);
 }
 
-// bar_client MMIO_BASE HOLD_S: touch a blob's pages (mapped, in map-and-emulate), print
+// bar_client MMIO_BASE PAGES HOLD_S: touch a blob's pages (mapped, in map-and-emulate), print
 // "XT-GUEST: held", sleep HOLD_S while the host kills the back-end (or destroys this guest), then
 // read every old page: a read returning what was last written there reached the old frame (stale),
 // anything but all ones is counted too. Then drive the device from scratch (the restarted back-end).
@@ -322,8 +323,10 @@ static int hold_then_recheck(unsigned hold_s) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) { fprintf(stderr, "usage: bar_client MMIO_BASE\n"); return 2; }
+  if (argc < 3) { fprintf(stderr, "usage: bar_client MMIO_BASE PAGES [HOLD_S]\n"); return 2; }
   uint64_t mmio_base = strtoull(argv[1], NULL, 0);
+  BLOB_PAGES = (uint32_t)strtoul(argv[2], NULL, 0);
+  if (BLOB_PAGES < 1 || BLOB_PAGES > MAX_BLOB_PAGES) { fprintf(stderr, "PAGES must be 1..%u\n", MAX_BLOB_PAGES); return 2; }
   int fd = mem_fd = open("/dev/mem", O_RDWR | O_SYNC);
   if (fd < 0) { perror("/dev/mem"); return 1; }
   mmio = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)mmio_base);
@@ -339,13 +342,13 @@ int main(int argc, char **argv) {
     if (bar == MAP_FAILED) { perror("mmap bar"); return 1; }
     wr(R_STATUS, 0); // probe again inside run()
     avail_idx = used_seen = 0;
-    rc = argc > 2 ? hold_then_recheck((unsigned)strtoul(argv[2], NULL, 0)) : run();
+    rc = argc > 3 ? hold_then_recheck((unsigned)strtoul(argv[3], NULL, 0)) : run();
   }
   uint64_t t1 = now_ns();
-  printf("XT-GUEST: result {\"ok\":%s,\"error\":\"%s\",\"error_line\":%d,\"bar_base\":%llu,\"bar_len\":%llu,\"reads\":%llu,\"writes\":%llu,"
+  printf("XT-GUEST: result {\"ok\":%s,\"error\":\"%s\",\"error_line\":%d,\"bar_base\":%llu,\"bar_len\":%llu,\"pages\":%u,\"reads\":%llu,\"writes\":%llu,"
          "\"mismatches\":%llu,\"stale_reads\":%llu,\"post_unmap_not_all_ones\":%llu,\"fill_mismatches\":%llu,\"refault_mismatches\":%llu,"
          "\"avx2\":%s,\"avx_pages\":%llu,\"first_touch_ns_avg\":%llu,\"later_touch_ns_avg\":%llu,\"wall_ns\":%llu}\n",
-         rc == 0 ? "true" : "false", fail_what, fail_line, (unsigned long long)bar_base, (unsigned long long)bar_len,
+         rc == 0 ? "true" : "false", fail_what, fail_line, (unsigned long long)bar_base, (unsigned long long)bar_len, BLOB_PAGES,
          (unsigned long long)c.reads, (unsigned long long)c.writes, (unsigned long long)c.mismatches, (unsigned long long)c.stale,
          (unsigned long long)c.post_unmap_other, (unsigned long long)c.fill_mismatches, (unsigned long long)c.refault_mismatches,
          have_avx2 ? "true" : "false", (unsigned long long)c.avx_pages, (unsigned long long)(c.pages_timed ? c.first_ns / c.pages_timed : 0), (unsigned long long)(c.pages_timed ? c.later_ns / c.pages_timed : 0),

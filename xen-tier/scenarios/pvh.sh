@@ -18,6 +18,8 @@ set -uo pipefail
 . /xt/lib.sh
 out=$1
 MMIO_BASE=0xfe000000 BAR_GFN=0xe0000 BAR_SIZE=16M
+# Pages per blob (bar_client argument).
+PAGES=16
 # How long the guest of d and e sleeps with its pages mapped while the host acts (TCG is slow).
 HOLD_S=150
 
@@ -91,7 +93,7 @@ JS
 run_case() {
   local name=$1 t0 rc
   t0=$(now_ms)
-  start_guest "$name" "$2" "$MMIO_BASE" || return 1
+  start_guest "$name" "$2" "$MMIO_BASE,$PAGES" || return 1
   start_xvgpu "$name" $3 || return 1
   xl unpause "$dom"
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-$name.log" '^XT-GUEST: exit' 300
@@ -109,7 +111,7 @@ run_case() {
 run_kill() {
   local t0 rc adds removes refcnt killed_ms
   t0=$(now_ms)
-  start_guest d "" "$MMIO_BASE,$HOLD_S" || return 1
+  start_guest d "" "$MMIO_BASE,$PAGES,$HOLD_S" || return 1
   start_xvgpu d1 --mode emulate || return 1
   xl unpause "$dom"
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-d.log" '^XT-GUEST: (held|exit)' 300 || return 1
@@ -137,7 +139,7 @@ run_kill() {
 run_destroy() {
   local t0 rc=0 alive domains rmmod_ok=true
   t0=$(now_ms)
-  start_guest e "" "$MMIO_BASE,600" || return 1
+  start_guest e "" "$MMIO_BASE,$PAGES,600" || return 1
   start_xvgpu e --mode emulate || return 1
   xl unpause "$dom"
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-e.log" '^XT-GUEST: (held|exit)' 300 || return 1
