@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-// The scenario takes about 8 minutes of wall time (ea touches two pages per blob); TCG under load is slower.
+// The scenario takes about 8 minutes of wall time (ea touches one page per blob); TCG under load is slower.
 const TIMEOUT_S = 900;
 const BUILD_S = 1200;
 
