@@ -61,6 +61,7 @@ start_guest() {
   xt_pvh_cfg "pr-$1" bar_client "$2" > "/tmp/pr-$1.cfg"
   xt_bounded 180 xl create -p "/tmp/pr-$1.cfg" || return 1
   dom=$(xt_domid "pr-$1")
+  xt_log "$1: guest $dom created"
 }
 
 # start_xvgpu TAG EXTRA...: xvgpu serving $dom (RAM buffers: no --vram); sets $xpid.
@@ -72,6 +73,7 @@ start_xvgpu() {
       --mmio-base $MMIO_BASE --json --log-level info $@) > "$out/$tag.xvgpu.json" 2> "$out/$tag.xvgpu.log" &
   xpid=$!
   wait_match "$out/$tag.xvgpu.log" '"msg":"serving"' 120 || { cat "$out/$tag.xvgpu.log" >&2; kill -9 $xpid; wait $xpid; xpid=; return 1; }
+  xt_log "$tag: xvgpu serving"
 }
 
 # stop_xvgpu: SIGTERM, 30 s at most; sets $xrc (xvgpu's log goes to stderr if it failed).
