@@ -49,11 +49,18 @@ wait_match() {
   local end=$(( $(date +%s) + $3 ))
   while [ "$(date +%s)" -lt "$end" ]; do
     grep -qE "$2" "$1" 2>/dev/null && return 0
-    [ -n "${xpid:-}" ] && ! kill -0 "$xpid" 2>/dev/null && { echo "xvgpu ($xpid) died while waiting for /$2/ in $1" >&2; return 1; }
+    [ -n "${xpid:-}" ] && ! kill -0 "$xpid" 2>/dev/null && { why="xvgpu ($xpid) died while waiting for /$2/ in $1"; echo "$why" >&2; return 1; }
     sleep 0.5
   done
-  echo "timed out after $3 s (wall clock) waiting for /$2/ in $1" >&2
+  why="timed out after $3 s (wall clock) waiting for /$2/ in $1"
+  echo "$why" >&2
   return 1
+}
+
+# failed_run NAME: $out/NAME.json saying why, for a run that ended before its summary.
+failed_run() {
+  [ -s "$out/$1.json" ] && return
+  printf '{"failed":"%s"}' "$(printf '%s' "${why:-see the scenario log}" | sed 's/[\\"]/\\&/g')" > "$out/$1.json"
 }
 
 # start_guest NAME ARGS: the guest created paused (bar_client ARGS, comma separated); sets $dom.
@@ -217,6 +224,7 @@ status=0
 # page), so it is the long one.
 for r in me rt rv kl ds ea; do
   xt_log "run $r"
+  why=
   case $r in
     ea|me|rt|rv) insmod /xt/xvgpu_helper.ko || { status=1; continue; } ;;
   esac
@@ -228,6 +236,7 @@ for r in me rt rv kl ds ea; do
     kl) run_kill || status=1 ;;
     ds) run_destroy || status=1 ;;
   esac
+  failed_run "$r"
   [ -n "${xpid:-}" ] && stop_xvgpu # a run that failed half way
   lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper
   xt_destroy_guests
@@ -241,7 +250,11 @@ const load = (n) => { try { return JSON.parse(fs.readFileSync(`${out}/${n}.json`
 const runs = Object.fromEntries(['ea', 'me', 'rt', 'rv', 'kl', 'ds'].map((n) => [n, load(n)]));
 const { ea, me, rt, rv, kl, ds } = runs;
 const problems = [];
-const need = (n, r) => { if (!r || !r.guest || !r.xvgpu) { problems.push(`${n}: missing guest or xvgpu summary`); return false; } return true; };
+const need = (n, r) => {
+  if (r && r.failed) { problems.push(`${n}: ${r.failed}`); return false; }
+  if (!r || !r.guest || !r.xvgpu) { problems.push(`${n}: missing guest or xvgpu summary`); return false; }
+  return true;
+};
 const clean = (n, r) => {
   if (!need(n, r)) return;
   const g = r.guest;
@@ -307,7 +320,7 @@ figures.revoke_ns = rv && rv.xvgpu && rv.xvgpu.latency_ns ? rv.xvgpu.latency_ns.
 // kl: no entry survives the kill; the module is not held.
 clean('kl', kl);
 if (kl && kl.xvgpu && kl.xvgpu.reclaimed_server === null) problems.push('kl: the second xvgpu did not destroy the killed one\'s ioreq server');
-if (kl && kl.helper_refcnt_after_kill !== 0) problems.push(`kl: helper held after the kill (refcnt ${kl && kl.helper_refcnt_after_kill})`);
+if (kl && !kl.failed && kl.helper_refcnt_after_kill !== 0) problems.push(`kl: helper held after the kill (refcnt ${kl && kl.helper_refcnt_after_kill})`);
 if (!ds || ds.xvgpu_exit !== 0 || !ds.helper_unloaded || ds.domains_left !== 0) problems.push(`ds: ${JSON.stringify(ds && { xvgpu_exit: ds.xvgpu_exit, helper_unloaded: ds.helper_unloaded, domains_left: ds.domains_left })}`);
 if (ds && !(ds.xvgpu && ds.xvgpu.helper.installed_pages > 0)) problems.push('ds: nothing was lent when the guest was destroyed');
 const pages = {};
