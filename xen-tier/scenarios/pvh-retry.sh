@@ -184,7 +184,8 @@ run_kill() {
   wait $xpid
   xpid=
   refcnt=$(cat /sys/module/xvgpu_helper/refcnt)
-  start_xvgpu kl || return 1
+  # The restart died with SIGSEGV before its first log line in runs 1 and 2: dom0's kernel log kept.
+  start_xvgpu kl || { dmesg | tail -n 20 >&2; return 1; }
   wait_guest kl '^XT-GUEST: exit' $((KILL_HOLD_S + 240))
   rc=$?
   guest_log kl
