@@ -293,7 +293,7 @@ static int run(void) {
   return unmap_and_unref(11);
 }
 
-// bar_client MMIO_BASE HOLD_S: touch a blob's pages (mapped, in map-and-emulate), print
+// bar_client MMIO_BASE PAGES HOLD_S: touch a blob's pages (mapped, in map-and-emulate), print
 // "XT-GUEST: held", sleep HOLD_S while the host kills the back-end (or destroys this guest), then
 // read every old page: a read returning what was last written there reached the old frame (stale),
 // anything but all ones is counted too. Then drive the device from scratch (the restarted back-end).

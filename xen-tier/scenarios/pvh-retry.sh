@@ -18,53 +18,99 @@
 # kl and ds take dom0's page count and Xen's free pages (dom0/xen_pages.c) before the guest is
 # created and after everything is gone. ea, me and rt run the same workload with --fault-around 1
 # (each page faults on its own), so exits per MiB touched and wall times are comparable:
-# result.json carries them, fault and revoke latencies, and the ratios.
+# result.json carries them, fault and revoke latencies, and the ratios. ea touches EA_PAGES pages
+# per blob (every access is an ioreq, about 3 ms each under TCG), the others PAGES; figures are per
+# MiB touched. Every wait is bounded by the wall clock (TCG makes iteration counts much longer), and
+# a run ends as soon as its xvgpu has died.
+# XT_PVH_RETRY_NODE_FLAGS: node's options for xvgpu and the helper scripts (default NODE_FLAGS).
 set -uo pipefail
 . /xt/lib.sh
 out=$1
 MMIO_BASE=0xfe000000 BAR_GFN=0xe0000 BAR_SIZE=16M
-# bar_client.c run(): blobs 10 and 11, BLOB_PAGES (16) pages each, every word of every page touched.
-TOUCHED_PAGES=32
-# The guest's sleep with its pages lent while the host acts (TCG is slow).
-HOLD_S=90
-# kl's guest sleeps through the kill and the second xvgpu's start.
-KILL_HOLD_S=150
+# Pages per blob (bar_client argument; run() touches every word of blobs 10 and 11). rv's checks
+# and blob_memfd expect 16 (a 64 KiB BO); ea touches 2 pages (one per blob), about 37 s of ioreqs.
+PAGES=16 EA_PAGES=1
+# The guest's sleep with its pages lent while the host acts (the punch takes seconds).
+HOLD_S=30
+# kl's guest sleeps through the kill and the second xvgpu's start (19 s in pvh's run).
+KILL_HOLD_S=75
+# node under QEMU 7.2 TCG in dom0: V8's JIT at the SSE2 baseline and glibc's string functions
+# without AVX. With AVX in V8 xvgpu's doubles got corrupted (SIGSEGV, "async hook stack has become
+# corrupted"; branch pvh, 8454cec); with only AVX/AVX2/FMA3 off in V8 it still happened here (ea:
+# "async hook stack has become corrupted (actual: 0, expected: -nan)", kl: SIGSEGV while starting).
+NODE_FLAGS=${XT_PVH_RETRY_NODE_FLAGS---no-enable-avx --no-enable-avx2 --no-enable-fma3 --no-enable-bmi1 --no-enable-bmi2 --no-enable-lzcnt --no-enable-popcnt --no-enable-sse4-2 --no-enable-sse4-1 --no-enable-ssse3 --no-enable-sse3}
+export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,-AVX2,-FMA,-AVX_Fast_Unaligned_Load,-AVX512F,-AVX512VL
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# wait_match FILE RE SEC: until FILE matches RE, SEC seconds of wall clock at most; fails at once
+# when xvgpu ($xpid, if set) has died.
+wait_match() {
+  local end=$(( $(date +%s) + $3 ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    [ -n "${xpid:-}" ] && ! kill -0 "$xpid" 2>/dev/null && { why="xvgpu ($xpid) died while waiting for /$2/ in $1"; echo "$why" >&2; return 1; }
+    sleep 0.5
+  done
+  why="timed out after $3 s (wall clock) waiting for /$2/ in $1"
+  echo "$why" >&2
+  return 1
+}
+
+# failed_run NAME: $out/NAME.json saying why, for a run that ended before its summary.
+failed_run() {
+  [ -s "$out/$1.json" ] && return
+  printf '{"failed":"%s"}' "$(printf '%s' "${why:-see the scenario log}" | sed 's/[\\"]/\\&/g')" > "$out/$1.json"
+}
 
 # start_guest NAME ARGS: the guest created paused (bar_client ARGS, comma separated); sets $dom.
 start_guest() {
   xt_pvh_cfg "pr-$1" bar_client "$2" > "/tmp/pr-$1.cfg"
   xt_bounded 180 xl create -p "/tmp/pr-$1.cfg" || return 1
   dom=$(xt_domid "pr-$1")
+  xt_log "$1: guest $dom created"
 }
 
 # start_xvgpu TAG EXTRA...: xvgpu serving $dom (RAM buffers: no --vram); sets $xpid.
 start_xvgpu() {
   local tag=$1; shift
+  tag_last=$tag
   # shellcheck disable=SC2068 # the extra options are a word list
-  (cd /xvgpu && exec node dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
+  (cd /xvgpu && exec node $NODE_FLAGS dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
       --mmio-base $MMIO_BASE --json --log-level info $@) > "$out/$tag.xvgpu.json" 2> "$out/$tag.xvgpu.log" &
   xpid=$!
-  xt_wait_file_match "$out/$tag.xvgpu.log" '"msg":"serving"' 90 || { cat "$out/$tag.xvgpu.log"; kill -9 $xpid; return 1; }
+  wait_match "$out/$tag.xvgpu.log" '"msg":"serving"' 120 || { cat "$out/$tag.xvgpu.log" >&2; kill -9 $xpid; wait $xpid; xpid=; return 1; }
+  xt_log "$tag: xvgpu serving"
 }
 
-# stop_xvgpu: SIGTERM, bounded; sets $xrc.
+# stop_xvgpu: SIGTERM, 30 s at most; sets $xrc (xvgpu's log goes to stderr if it failed).
 stop_xvgpu() {
-  kill -TERM $xpid
-  for _ in $(seq 150); do kill -0 $xpid 2>/dev/null || break; sleep 0.2; done
+  local end=$(( $(date +%s) + 30 ))
+  [ -n "${xpid:-}" ] || { xrc=null; return; }
+  kill -TERM $xpid 2>/dev/null
+  while kill -0 $xpid 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
   kill -0 $xpid 2>/dev/null && { echo "xvgpu did not exit on SIGTERM" >&2; kill -9 $xpid; }
   wait $xpid
   xrc=$?
+  [ "$xrc" = 0 ] || { echo "xvgpu exit $xrc; its log:" >&2; tail -n 40 "$out/$tag_last.xvgpu.log" >&2; }
+  xpid=
 }
 
 guest_log() { cp "$XT_CONSOLE_DIR/guest-pr-$1.log" "$out/$1.guest.log" 2>/dev/null; }
-wait_guest() { xt_wait_file_match "$XT_CONSOLE_DIR/guest-pr-$1.log" "$2" "$3"; }
-end_guest() { xt_wait_gone "pr-$1" 30 || xt_bounded 30 xl destroy "$dom"; }
+wait_guest() { wait_match "$XT_CONSOLE_DIR/guest-pr-$1.log" "$2" "$3" || { grep -a 'XT-GUEST' "$XT_CONSOLE_DIR/guest-pr-$1.log" >&2; return 1; }; }
+# end_guest NAME: the guest gone (its own poweroff, 30 s at most, else xl destroy).
+end_guest() {
+  local end=$(( $(date +%s) + 30 ))
+  while xl domid "pr-$1" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$end" ] || { xt_bounded 30 xl destroy "$dom"; return; }
+    sleep 0.5
+  done
+}
 
 # summarize NAME MS EXTRA_JSON: $out/NAME.json from the guest's result line and xvgpu's summary.
 summarize() {
-  node - "$out" "$1" "$2" "$3" <<'JS'
+  # shellcheck disable=SC2086 # NODE_FLAGS is a word list
+  node $NODE_FLAGS - "$out" "$1" "$2" "$3" <<'JS'
 const fs = require('fs');
 const [out, name, ms, extra] = process.argv.slice(2);
 const line = (() => { try { return fs.readFileSync(`${out}/${name}.guest.log`, 'utf8').split('\n').find((l) => l.startsWith('XT-GUEST: result ')); } catch { return undefined; } })();
@@ -74,12 +120,12 @@ fs.writeFileSync(`${out}/${name}.json`, JSON.stringify({ guest: line ? JSON.pars
 JS
 }
 
-# run_case NAME WAIT_S XVGPU_EXTRA: one guest running the whole workload, one xvgpu.
+# run_case NAME WAIT_S PAGES XVGPU_EXTRA: one guest running the whole workload, one xvgpu.
 run_case() {
   local name=$1 t0 rc
   t0=$(now_ms)
-  start_guest "$name" "$MMIO_BASE" || return 1
-  start_xvgpu "$name" $3 || return 1
+  start_guest "$name" "$MMIO_BASE,$3" || return 1
+  start_xvgpu "$name" $4 || return 1
   xl unpause "$dom"
   wait_guest "$name" '^XT-GUEST: exit' "$2"
   rc=$?
@@ -105,13 +151,13 @@ blob_memfd() {
 run_revoke() {
   local t0 rc fd
   t0=$(now_ms)
-  start_guest rv "$MMIO_BASE,$HOLD_S" || return 1
+  start_guest rv "$MMIO_BASE,$PAGES,$HOLD_S" || return 1
   start_xvgpu rv --fault-around 1 || return 1
   xl unpause "$dom"
-  wait_guest rv '^XT-GUEST: (held|exit)' 400 || return 1
+  wait_guest rv '^XT-GUEST: (held|exit)' 240 || return 1
   fd=$(blob_memfd) || return 1
   xt_bounded 30 fallocate --punch-hole --offset 0 --length 65536 "$fd" || { echo "rv: punching $fd failed" >&2; return 1; }
-  wait_guest rv '^XT-GUEST: exit' $((HOLD_S + 400))
+  wait_guest rv '^XT-GUEST: exit' $((HOLD_S + 240))
   rc=$?
   guest_log rv
   grep -q '^XT-GUEST: rechecked' "$out/rv.guest.log" || { echo "rv: the guest never rechecked" >&2; rc=1; }
@@ -130,15 +176,17 @@ run_kill() {
   t0=$(now_ms)
   before=$(/xt/bin/xen_pages) || return 1
   insmod /xt/xvgpu_helper.ko || return 1
-  start_guest kl "$MMIO_BASE,$KILL_HOLD_S" || return 1
+  start_guest kl "$MMIO_BASE,$PAGES,$KILL_HOLD_S" || return 1
   start_xvgpu kl1 || return 1
   xl unpause "$dom"
-  wait_guest kl '^XT-GUEST: (held|exit)' 400 || return 1
+  wait_guest kl '^XT-GUEST: (held|exit)' 240 || return 1
   kill -9 $xpid
   wait $xpid
+  xpid=
   refcnt=$(cat /sys/module/xvgpu_helper/refcnt)
-  start_xvgpu kl || return 1
-  wait_guest kl '^XT-GUEST: exit' $((KILL_HOLD_S + 400))
+  # The restart died with SIGSEGV before its first log line in runs 1 and 2: dom0's kernel log kept.
+  start_xvgpu kl || { dmesg | tail -n 20 >&2; return 1; }
+  wait_guest kl '^XT-GUEST: exit' $((KILL_HOLD_S + 240))
   rc=$?
   guest_log kl
   grep -q '^XT-GUEST: rechecked' "$out/kl.guest.log" || { echo "kl: the guest slept past the restart (raise KILL_HOLD_S)" >&2; rc=1; }
@@ -156,10 +204,10 @@ run_destroy() {
   t0=$(now_ms)
   before=$(/xt/bin/xen_pages) || return 1
   insmod /xt/xvgpu_helper.ko || return 1
-  start_guest ds "$MMIO_BASE,600" || return 1
+  start_guest ds "$MMIO_BASE,$PAGES,600" || return 1
   start_xvgpu ds || return 1
   xl unpause "$dom"
-  wait_guest ds '^XT-GUEST: (held|exit)' 400 || return 1
+  wait_guest ds '^XT-GUEST: (held|exit)' 240 || return 1
   xt_bounded 60 xl destroy "$dom" || rc=1
   guest_log ds
   sleep 2
@@ -173,32 +221,41 @@ run_destroy() {
 
 command -v fallocate > /dev/null || { echo "dom0 has no fallocate (util-linux)" >&2; exit 1; }
 status=0
-# ea last: every access of the workload is an ioreq, about 3 ms each under TCG (some 250000 of
-# them), so it is the long one; a scenario timeout then loses only it.
+# ea last: every access of the workload is an ioreq, about 3 ms each under TCG (some 12000 per
+# page), so it is the long one.
 for r in me rt rv kl ds ea; do
   xt_log "run $r"
+  why=
   case $r in
     ea|me|rt|rv) insmod /xt/xvgpu_helper.ko || { status=1; continue; } ;;
   esac
   case $r in
-    ea) run_case ea 1800 "--strategy emulate-all" || status=1 ;;
-    me) run_case me 400 "--mode emulate --fault-around 1" || status=1 ;;
-    rt) run_case rt 400 "--fault-around 1" || status=1 ;;
+    ea) run_case ea 300 $EA_PAGES "--strategy emulate-all" || status=1 ;;
+    me) run_case me 240 $PAGES "--mode emulate --fault-around 1" || status=1 ;;
+    rt) run_case rt 240 $PAGES "--fault-around 1" || status=1 ;;
     rv) run_revoke || status=1 ;;
     kl) run_kill || status=1 ;;
     ds) run_destroy || status=1 ;;
   esac
+  failed_run "$r"
+  [ -n "${xpid:-}" ] && stop_xvgpu # a run that failed half way
   lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper
   xt_destroy_guests
+  xt_log "run $r done (status $status)"
 done
-node - "$out" "$TOUCHED_PAGES" <<'JS' || status=1
+# shellcheck disable=SC2086 # NODE_FLAGS is a word list
+node $NODE_FLAGS - "$out" <<'JS' || status=1
 const fs = require('fs');
-const [out, touchedPages] = [process.argv[2], Number(process.argv[3])];
+const out = process.argv[2];
 const load = (n) => { try { return JSON.parse(fs.readFileSync(`${out}/${n}.json`, 'utf8')); } catch { return null; } };
 const runs = Object.fromEntries(['ea', 'me', 'rt', 'rv', 'kl', 'ds'].map((n) => [n, load(n)]));
 const { ea, me, rt, rv, kl, ds } = runs;
 const problems = [];
-const need = (n, r) => { if (!r || !r.guest || !r.xvgpu) { problems.push(`${n}: missing guest or xvgpu summary`); return false; } return true; };
+const need = (n, r) => {
+  if (r && r.failed) { problems.push(`${n}: ${r.failed}`); return false; }
+  if (!r || !r.guest || !r.xvgpu) { problems.push(`${n}: missing guest or xvgpu summary`); return false; }
+  return true;
+};
 const clean = (n, r) => {
   if (!need(n, r)) return;
   const g = r.guest;
@@ -214,21 +271,25 @@ const served = (n, r, mode) => {
 };
 clean('ea', ea); clean('me', me); clean('rt', rt);
 served('ea', ea, 'retry'); served('me', me, 'emulate'); served('rt', rt, 'retry');
-const mib = (touchedPages * 4096) / 2 ** 20;
+// run() touches blobs 10 and 11, guest.pages pages each.
+const touched = (r) => 2 * r.guest.pages;
+const mibOf = (r) => (touched(r) * 4096) / 2 ** 20;
 const barIoreqs = (x) => x.bar.faults + x.bar.holes + x.bar.rejected;
-const fig = (r) => (r && r.xvgpu && r.guest ? {
+const fig = (r, mib = r && r.guest && mibOf(r)) => (r && r.xvgpu && r.guest ? {
+  touched_pages: touched(r), touched_mib: mib,
   ioreqs: r.xvgpu.requests, bar_ioreqs: barIoreqs(r.xvgpu), ioreqs_per_mib: r.xvgpu.requests / mib, bar_ioreqs_per_mib: barIoreqs(r.xvgpu) / mib,
   answered_retry: r.xvgpu.answered_retry, emulated: r.xvgpu.bar.emulated, lent_pages: r.xvgpu.helper.installed_pages,
-  guest_wall_ms: r.guest.wall_ns / 1e6, first_touch_ns_avg: r.guest.first_touch_ns_avg, later_touch_ns_avg: r.guest.later_touch_ns_avg,
+  guest_wall_ms: r.guest.wall_ns / 1e6, guest_wall_ms_per_mib: r.guest.wall_ns / 1e6 / mib, first_touch_ns_avg: r.guest.first_touch_ns_avg, later_touch_ns_avg: r.guest.later_touch_ns_avg,
   bar_ioreq_ns: r.xvgpu.latency ? r.xvgpu.latency.bar_service_ns : null,
 } : null);
-const figures = { touched_mib: mib, emulate_all: fig(ea), map_and_emulate: fig(me), retry: fig(rt) };
+const figures = { emulate_all: fig(ea), map_and_emulate: fig(me), retry: fig(rt) };
 const ratio = (a, b, k) => (a && b && b[k] > 0 ? a[k] / b[k] : null);
 const f = figures;
 const ratios = {
   ioreqs_per_mib: { emulate_all_over_retry: ratio(f.emulate_all, f.retry, 'ioreqs_per_mib'), map_and_emulate_over_retry: ratio(f.map_and_emulate, f.retry, 'ioreqs_per_mib') },
   bar_ioreqs_per_mib: { emulate_all_over_retry: ratio(f.emulate_all, f.retry, 'bar_ioreqs_per_mib'), map_and_emulate_over_retry: ratio(f.map_and_emulate, f.retry, 'bar_ioreqs_per_mib') },
-  guest_wall: { emulate_all_over_retry: ratio(f.emulate_all, f.retry, 'guest_wall_ms'), map_and_emulate_over_retry: ratio(f.map_and_emulate, f.retry, 'guest_wall_ms') },
+  // ea touches fewer pages: its sweep time is compared per MiB touched (the guest's fixed setup included).
+  guest_wall_per_mib: { emulate_all_over_retry: ratio(f.emulate_all, f.retry, 'guest_wall_ms_per_mib'), map_and_emulate_over_retry: ratio(f.map_and_emulate, f.retry, 'guest_wall_ms_per_mib') },
   first_touch: {
     map_and_emulate_over_retry: ratio(f.map_and_emulate, f.retry, 'first_touch_ns_avg'),
     emulate_all_over_retry: ratio(f.emulate_all, f.retry, 'first_touch_ns_avg'),
@@ -237,12 +298,12 @@ const ratios = {
 };
 // Retry: every first touch of a page is one fault answered with a retry; the re-execution reaches
 // the lent page without an ioreq. Emulation in retry mode only where it has a reason.
-if (rt && rt.xvgpu) {
+if (rt && rt.xvgpu && rt.guest) {
   const b = rt.xvgpu.bar;
   if (!(rt.xvgpu.answered_retry > 0 && rt.xvgpu.answered_retry === b.retries)) problems.push(`rt: answered_retry ${rt.xvgpu.answered_retry}, bar retries ${b.retries}`);
-  if (b.retries < touchedPages) problems.push(`rt: ${b.retries} retries for ${touchedPages} pages first touched`);
+  if (b.retries < touched(rt)) problems.push(`rt: ${b.retries} retries for ${touched(rt)} pages first touched`);
   if (b.emulated !== b.forward_progress + b.not_offered) problems.push(`rt: ${b.emulated} emulations, ${b.forward_progress} forced + ${b.not_offered} not offered`);
-  if (!(rt.xvgpu.helper.installed_pages >= touchedPages && rt.xvgpu.helper.revoked_pages > 0)) problems.push('rt: no pages lent and revoked');
+  if (!(rt.xvgpu.helper.installed_pages >= touched(rt) && rt.xvgpu.helper.revoked_pages > 0)) problems.push('rt: no pages lent and revoked');
 }
 if (me && me.xvgpu && me.xvgpu.answered_retry !== 0) problems.push(`me: ${me.xvgpu.answered_retry} retries in map-and-emulate`);
 if (ea && ea.xvgpu && ea.xvgpu.helper.installed_pages !== 0) problems.push('ea: emulate-all lent pages');
@@ -261,7 +322,7 @@ figures.revoke_ns = rv && rv.xvgpu && rv.xvgpu.latency ? rv.xvgpu.latency.revoke
 // kl: no entry survives the kill; the module is not held.
 clean('kl', kl);
 if (kl && kl.xvgpu && kl.xvgpu.reclaimed_server === null) problems.push('kl: the second xvgpu did not destroy the killed one\'s ioreq server');
-if (kl && kl.helper_refcnt_after_kill !== 0) problems.push(`kl: helper held after the kill (refcnt ${kl && kl.helper_refcnt_after_kill})`);
+if (kl && !kl.failed && kl.helper_refcnt_after_kill !== 0) problems.push(`kl: helper held after the kill (refcnt ${kl && kl.helper_refcnt_after_kill})`);
 if (!ds || ds.xvgpu_exit !== 0 || !ds.helper_unloaded || ds.domains_left !== 0) problems.push(`ds: ${JSON.stringify(ds && { xvgpu_exit: ds.xvgpu_exit, helper_unloaded: ds.helper_unloaded, domains_left: ds.domains_left })}`);
 if (ds && !(ds.xvgpu && ds.xvgpu.helper.installed_pages > 0)) problems.push('ds: nothing was lent when the guest was destroyed');
 const pages = {};
