@@ -96,11 +96,22 @@ struct xh_domain_id {
 };
 
 /*
+ * How far a domain's cpu_time may seem to go back between two getdomaininfo calls. Xen adds a
+ * running vCPU's current slice as NOW() - state_entry_time, NOW() read on the caller's CPU and the
+ * entry time on the vCPU's: across CPUs that difference can be negative and the slice is then left
+ * out, so the sum drops by up to one slice (seen on the Xen tier: an UNMAP right after a MAP of the
+ * same live PVH guest judged it replaced). A domain recreated under the same domid and uuid starts
+ * from 0, so it is still caught unless its predecessor had run for less than this.
+ */
+#define XH_CPU_TIME_SLACK_NS 1000000000ULL
+
+/*
  * The verdict on getdomaininfo's answer (rc, *info) for `domid`. With `known` NULL (BIND): the
  * domain must exist, not be dying or shut down, and be HVM or PVH (for a PV target
  * memory_mapping returns 0 and maps nothing: !paging_mode_translate). With `known` (every later
- * use): it must also be the same instance: same handle, and a cpu_time that did not go back (a
- * domain recreated under the same domid with the same uuid= starts again from 0). Returns 0 and
+ * use): it must also be the same instance: same handle, and a cpu_time that did not go back by more
+ * than XH_CPU_TIME_SLACK_NS (a domain recreated under the same domid with the same uuid= starts
+ * again from 0). Returns 0 and
  * updates *known, -ESRCH (absent, dying, shut down), -EPROTOTYPE (PV), -ESTALE (another instance).
  */
 static inline int xh_check_domain(long rc, const struct xh_domaininfo *info, u16 domid, struct xh_domain_id *known)
@@ -116,7 +127,7 @@ static inline int xh_check_domain(long rc, const struct xh_domaininfo *info, u16
 		for (i = 0; i < sizeof(known->handle); i++)
 			if (known->handle[i] != info->handle[i])
 				return -ESTALE;
-		if (info->cpu_time < known->cpu_time)
+		if (info->cpu_time + XH_CPU_TIME_SLACK_NS < known->cpu_time)
 			return -ESTALE;
 	}
 	if (info->flags & (XH_DOMINF_dying | XH_DOMINF_shutdown))
@@ -125,7 +136,8 @@ static inline int xh_check_domain(long rc, const struct xh_domaininfo *info, u16
 		return -EPROTOTYPE;
 	if (!known)
 		return 0;
-	known->cpu_time = info->cpu_time;
+	if (info->cpu_time > known->cpu_time)
+		known->cpu_time = info->cpu_time;
 	return 0;
 }
 

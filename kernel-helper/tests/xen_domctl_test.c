@@ -80,8 +80,13 @@ static void check_domain_cases(void)
 	i.handle[0] = 9;
 	CHECK("later: another handle is a replaced domain (ESTALE)", xh_check_domain(0, &i, 7, &id) == -ESTALE);
 	i = hvm;
-	i.cpu_time = 120; /* below the 150 seen: a new instance with the same uuid */
-	CHECK("later: cpu_time going back is a replaced domain (ESTALE)", xh_check_domain(0, &i, 7, &id) == -ESTALE);
+	i.cpu_time = 5000000000ULL;
+	CHECK("later: 5 s of cpu_time remembered", xh_check_domain(0, &i, 7, &id) == 0 && id.cpu_time == 5000000000ULL);
+	i.cpu_time = 5000000000ULL - 30000000; /* a running vCPU's slice left out (NOW() across CPUs) */
+	CHECK("later: cpu_time a slice below the highest seen is the same instance, the highest kept",
+	      xh_check_domain(0, &i, 7, &id) == 0 && id.cpu_time == 5000000000ULL);
+	i.cpu_time = 120; /* far below the 5 s seen: a new instance with the same uuid */
+	CHECK("later: cpu_time going back by more than the slack is a replaced domain (ESTALE)", xh_check_domain(0, &i, 7, &id) == -ESTALE);
 	i = hvm;
 	i.cpu_time = 200;
 	i.domain = 8;
