@@ -15,6 +15,14 @@ const BUILD_BOUND_S = 1200;
 
 export const patchedBootBoundMs = (): number => (BUILD_BOUND_S + bootBoundS(PATCHED_SCENARIOS, PATCHED_TIMEOUT_S)) * 1000;
 
-export function patchedBoot(): TierBoot {
+function patchedBoot(): TierBoot {
   return tierBoot(buildPatchedXen(), PATCHED_SCENARIOS, PATCHED_TIMEOUT_S);
+}
+
+/** One scenario's result.json from the patched boot; throws with the boot's log if it did not pass. */
+export function patchedResult(name: string): unknown {
+  const boot = patchedBoot();
+  const st = boot.scenarioStatus(name);
+  if (st !== 'ok') throw new Error(`scenario ${name}: ${st}\n${boot.log.slice(-20000)}`);
+  return boot.load(name);
 }
