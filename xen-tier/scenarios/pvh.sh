@@ -32,6 +32,10 @@ MMIO_BASE=0xfe000000 BAR_GFN=0xe0000 BAR_SIZE=16M
 NODE_FLAGS=${XT_PVH_NODE_FLAGS---no-enable-avx --no-enable-avx2 --no-enable-fma3}
 # Pages per blob: every access to them is an ioreq in run a, and TCG makes each one slow.
 PAGES=4
+# Run a's blob has one page: each of its ~12k accesses is an ioreq (~6 ms each under TCG), and one
+# page still takes every access kind, the FILL, the revocation and the refault. b then has 4 times
+# the pages of a and must still need fewer ioreqs.
+A_PAGES=1
 # How long the guest of d sleeps with its pages mapped while the host kills and restarts xvgpu
 # (the restart took 19 s in a run on an idle machine; TCG under load is slower).
 HOLD_S=90
@@ -61,7 +65,7 @@ vgem_node() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # map_frames add|remove: frames Xen reports having mapped or unmapped (memory_map:... nr=HEX lines).
-map_frames() { xl dmesg | sed -n "s/.*memory_map:$1: .* nr=\([0-9a-f]*\).*/\1/p" | { s=0; while read -r n; do s=$((s + 16#$n)); done; echo $s; }; }
+map_frames() { xt_bounded 20 xl dmesg | sed -n "s/.*memory_map:$1: .* nr=\([0-9a-f]*\).*/\1/p" | { s=0; while read -r n; do s=$((s + 16#$n)); done; echo $s; }; }
 
 # start_guest NAME HELPER_PARAMS ARGS: loads the helper, creates the guest paused (bar_client ARGS,
 # comma separated); sets $dom.
@@ -70,7 +74,7 @@ start_guest() {
   xt_pvh_cfg "pvh-$1" bar_client "$3" > "/tmp/pvh-$1.cfg"
   xt_bounded 60 xl create -p "/tmp/pvh-$1.cfg" || return 1
   dom=$(xt_domid "pvh-$1")
-  xl dmesg -c > /dev/null
+  xt_bounded 20 xl dmesg -c > /dev/null
 }
 
 # start_xvgpu TAG EXTRA...: xvgpu serving $dom as docs/deploy-xen.md says (EXTRA names the buffers:
@@ -86,8 +90,9 @@ start_xvgpu() {
 
 # wait_guest_exit NAME SEC: until the guest's program exits (0), or xvgpu dies or SEC pass (1).
 wait_guest_exit() {
-  local i
-  for ((i = 0; i < $2 * 5; i++)); do
+  local end
+  end=$(xt_deadline "$2")
+  while [ "$(date +%s)" -lt "$end" ]; do
     grep -q '^XT-GUEST: exit' "$XT_CONSOLE_DIR/guest-pvh-$1.log" 2>/dev/null && return 0
     kill -0 "$xpid" 2>/dev/null || { say "$1: xvgpu died while the guest ran"; return 1; }
     sleep 0.2
@@ -96,15 +101,31 @@ wait_guest_exit() {
   return 1
 }
 
+# wait_dead SEC: until $xpid has exited (0) or SEC pass (1). `wait` alone could block forever
+# (a process stuck in the kernel outlives SIGKILL); it is called only once kill -0 says it is gone.
+wait_dead() {
+  local end
+  end=$(xt_deadline "$1")
+  while [ "$(date +%s)" -lt "$end" ]; do kill -0 "$xpid" 2>/dev/null || return 0; sleep 0.2; done
+  kill -0 "$xpid" 2>/dev/null || return 0
+  echo "xvgpu (pid $xpid) still alive after ${1}s: $(cat "/proc/$xpid/stat" 2>/dev/null)" >&2
+  return 1
+}
+
 # stop_xvgpu: SIGTERM, bounded; sets $xrc to xvgpu's exit status (not in $(...): wait needs the
-# shell that started it).
+# shell that started it), null if it never exited.
 stop_xvgpu() {
   kill -TERM $xpid
-  for _ in $(seq 150); do kill -0 $xpid 2>/dev/null || break; sleep 0.2; done
-  kill -0 $xpid 2>/dev/null && { echo "xvgpu did not exit on SIGTERM" >&2; kill -9 $xpid; }
-  wait $xpid
-  xrc=$?
+  wait_dead 30 || { echo "xvgpu did not exit on SIGTERM" >&2; kill -9 $xpid; }
+  if wait_dead 30; then wait $xpid; xrc=$?; else xrc=null; fi
   xpid=
+}
+
+# unpause: xl unpause, bounded. If xl hangs, the domain's state says whether it did unpause.
+unpause() {
+  xt_bounded 30 xl unpause "$dom" && return 0
+  say "xl unpause $dom did not return in 30 s; domain state: $(xt_bounded 10 xl list "$dom" 2>&1 | awk 'NR == 2 { print $5 }')"
+  xt_bounded 10 xl list "$dom" 2>/dev/null | awk 'NR == 2 { exit $5 ~ /p/ }'
 }
 
 guest_log() { cp "$XT_CONSOLE_DIR/guest-pvh-$1.log" "$out/$1.guest.log" 2>/dev/null; }
@@ -112,7 +133,7 @@ guest_log() { cp "$XT_CONSOLE_DIR/guest-pvh-$1.log" "$out/$1.guest.log" 2>/dev/n
 # summarize NAME TAG MS EXTRA_JSON: $out/NAME.json from the guest's result line, xvgpu TAG's summary,
 # Xen's memory_map counts and EXTRA_JSON (an object merged in).
 summarize() {
-  xl dmesg > "$out/$1.xl-dmesg.txt"
+  xt_bounded 20 xl dmesg > "$out/$1.xl-dmesg.txt"
   node - "$out" "$1" "$2" "$3" "$4" <<'JS'
 const fs = require('fs');
 const [out, name, tag, ms, extra] = process.argv.slice(2);
@@ -148,9 +169,9 @@ JS
 run_case() {
   local name=$1 t0 rc=0
   t0=$(now_ms)
-  start_guest "$name" "$2" "$MMIO_BASE,$PAGES" || { lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper; return 1; }
+  start_guest "$name" "$2" "$MMIO_BASE,${pages:-$PAGES}" || { lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper; return 1; }
   if start_xvgpu "$name" $3; then
-    xt_bounded 30 xl unpause "$dom" || { echo "xl unpause $dom did not return in 30 s" >&2; return 1; }
+    unpause || { stop_xvgpu; return 1; }
     wait_guest_exit "$name" 300 || rc=1
     guest_log "$name"
     xt_wait_gone "pvh-$name" 30 || xt_bounded 30 xl destroy "$dom"
@@ -171,9 +192,12 @@ run_kill() {
   t0=$(now_ms)
   start_guest d "" "$MMIO_BASE,$PAGES,$HOLD_S" || return 1
   start_xvgpu d1 --mode emulate --vram "$VRAM" || return 1
-  xt_bounded 30 xl unpause "$dom" || { echo "xl unpause $dom did not return in 30 s" >&2; return 1; }
+  unpause || return 1
+  say "d: unpaused; waiting for the guest to hold its pages"
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-d.log" '^XT-GUEST: (held|exit)' 300 || return 1
+  say "d: guest holds; kill -9 of xvgpu"
   kill -9 $xpid
+  wait_dead 30 || return 1
   wait $xpid
   xpid=
   killed_ms=$(now_ms)
@@ -182,6 +206,7 @@ run_kill() {
   refcnt=$(cat /sys/module/xvgpu_helper/refcnt)
   start_xvgpu d2 --mode emulate --vram "$VRAM" || return 1
   local restarted_ms; restarted_ms=$(now_ms)
+  say "d: xvgpu restarted after $((restarted_ms - killed_ms)) ms; waiting for the guest's second pass"
   rc=0
   # The guest must still be asleep: its recheck is meant for the restarted xvgpu.
   grep -q '^XT-GUEST: rechecked' "$XT_CONSOLE_DIR/guest-pvh-d.log" && { echo "d: the guest rechecked before xvgpu was back (raise HOLD_S)" >&2; rc=1; }
@@ -201,7 +226,7 @@ run_destroy() {
   t0=$(now_ms)
   start_guest e "" "$MMIO_BASE,$PAGES,600" || return 1
   start_xvgpu e --mode emulate --vram "$VRAM" || return 1
-  xt_bounded 30 xl unpause "$dom" || { echo "xl unpause $dom did not return in 30 s" >&2; return 1; }
+  unpause || return 1
   xt_wait_file_match "$XT_CONSOLE_DIR/guest-pvh-e.log" '^XT-GUEST: (held|exit)' 300 || return 1
   xt_bounded 60 xl destroy "$dom" || rc=1
   guest_log e
@@ -209,7 +234,7 @@ run_destroy() {
   kill -0 $xpid 2>/dev/null && alive=true || alive=false
   stop_xvgpu
   rmmod xvgpu_helper || { rmmod_ok=false; rc=1; }
-  domains=$(xl list | awk 'NR > 2' | wc -l)
+  domains=$(xt_bounded 10 xl list | awk 'NR > 2' | wc -l)
   summarize e e $(( $(now_ms) - t0 )) "{\"xvgpu_alive_after_destroy\":$alive,\"xvgpu_exit\":$xrc,\"helper_unloaded\":$rmmod_ok,\"domains_left\":$domains}"
   [ "$xrc" = 0 ] && return $rc
   return 1
@@ -224,7 +249,7 @@ runs=${XT_PVH_RUNS:-a b inject c d e}
 for r in $runs; do
   say "run $r start"
   case $r in
-    a) run_case a "" "--strategy emulate-all --vram $VRAM" || status=1 ;;
+    a) pages=$A_PAGES run_case a "" "--strategy emulate-all --vram $VRAM" || status=1 ;;
     b) run_case b "" "--mode emulate --vram $VRAM" || status=1 ;;
     inject) run_case inject "test_lose_revoke=1" "--mode emulate --vram $VRAM" || status=1 ;;
     c) node=$(vgem_node) && run_case c "xen_ram_as_mmio=1" "--mode emulate --drm-node $node" \
