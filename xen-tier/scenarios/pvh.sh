@@ -172,6 +172,7 @@ run_case() {
   start_guest "$name" "$2" "$MMIO_BASE,${pages:-$PAGES}" || { lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper; return 1; }
   if start_xvgpu "$name" $3; then
     unpause || { stop_xvgpu; return 1; }
+    say "$name: unpaused"
     wait_guest_exit "$name" 300 || rc=1
     guest_log "$name"
     xt_wait_gone "pvh-$name" 30 || xt_bounded 30 xl destroy "$dom"
@@ -239,6 +240,21 @@ run_destroy() {
   [ "$xrc" = 0 ] && return $rc
   return 1
 }
+
+# heartbeat: every 60 s, the processes a run waits on (name, state, kernel wait channel, command)
+# on the console, so that a hang says in what.
+heartbeat() {
+  local p c
+  while sleep 60; do
+    say "heartbeat: $(for p in /proc/[0-9]*; do
+      c=$(cat "$p/comm" 2>/dev/null)
+      case $c in xl|node|timeout|insmod|rmmod) echo "$c:$(awk '{ print $3 }' "$p/stat" 2>/dev/null):$(cat "$p/wchan" 2>/dev/null) $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-50);" ;; esac
+    done)"
+  done
+}
+heartbeat &
+hb=$!
+trap 'kill $hb 2>/dev/null' EXIT
 
 VRAM=$(vram_resource) || exit 1
 awk 'NR == 3' "${VRAM%/resource2}/resource" > "$out/vram-resource.txt"
