@@ -247,14 +247,15 @@ run_destroy() {
   return 1
 }
 
-# heartbeat: every 60 s, the processes a run waits on (name, state, kernel wait channel, command)
-# on the console, so that a hang says in what.
+# heartbeat: every 60 s, every user process of dom0 but the heartbeat's own (pid, name, state,
+# kernel wait channel, command) on the console, so that a hang says in what. (Filtering by name
+# hid the culprit in /tmp/pvh-out5: the scenario's shell and its children were not listed.)
 heartbeat() {
-  local p c
+  local p
   while sleep 60; do
     say "heartbeat: $(for p in /proc/[0-9]*; do
-      c=$(cat "$p/comm" 2>/dev/null)
-      case $c in xl|node|timeout|insmod|rmmod) echo "$c:$(awk '{ print $3 }' "$p/stat" 2>/dev/null):$(cat "$p/wchan" 2>/dev/null) $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-50);" ;; esac
+      [ -s "$p/cmdline" ] && [ "${p#/proc/}" != "$BASHPID" ] || continue
+      echo "${p#/proc/}:$(cat "$p/comm" 2>/dev/null):$(awk '{ print $3 }' "$p/stat" 2>/dev/null):$(cat "$p/wchan" 2>/dev/null) $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-40);"
     done)"
   done
 }
