@@ -82,7 +82,7 @@ describe('Xen tier: stock Xen 4.17 under QEMU', () => {
       expect(b.xvgpu?.requests).toBeLessThan(a.xvgpu?.requests ?? 0);
     });
 
-    it('pvh inject: with the helper skipping revocation (test_skip_revoke=1) the guest reads freed frames and the detector counts them', () => {
+    it('pvh inject: with the helper losing revocations (test_lose_revoke=1) the guest reads freed frames and the detector counts them', () => {
       const { inject } = pvh();
       expect(inject.guest?.stale_reads, JSON.stringify(inject)).toBeGreaterThan(0);
     });
