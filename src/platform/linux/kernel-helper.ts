@@ -41,7 +41,6 @@ export class LinuxKernelHelper implements KernelHelperPort {
   private readonly vaToRange = new Map<number, RangeId>();
   private waiter: Waiter | undefined;
   private closed = false;
-  private finalStats: HelperStatsWithHistograms | undefined;
 
   private constructor(readonly fd: number, private readonly backend: number) {}
 
@@ -151,10 +150,9 @@ export class LinuxKernelHelper implements KernelHelperPort {
   }
 
   stats(): HelperStatsWithHistograms {
-    if (this.closed) {
-      if (this.finalStats) return this.finalStats;
-      throw new Error('kernel helper: closed, and its statistics could not be read at close');
-    }
+    // After close the fd may already name another file: never ioctl it. (Backend.stop keeps the
+    // counters read just before its close: Backend.helperStatsAtStop.)
+    if (this.closed) throw new Error('kernel helper: closed (read its statistics before close)');
     const a = arg(SIZEOF.stats);
     native.ioctl(this.fd, HELPER_IOCTL.STATS, a.bytes);
     const v = a.view;
@@ -196,13 +194,6 @@ export class LinuxKernelHelper implements KernelHelperPort {
 
   close(): void {
     if (this.closed) return;
-    // The counters as the module had them at close: an exit summary reads them after the back-end
-    // closed the fd (Backend.stop).
-    try {
-      this.finalStats = this.stats();
-    } catch {
-      this.finalStats = undefined; // the fd cannot answer STATS: stats() says so after close
-    }
     this.closed = true;
     this.waiter?.close();
     native.close(this.fd); // release(): the module revokes everything and removes every notifier
