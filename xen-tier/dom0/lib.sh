@@ -21,6 +21,12 @@ xt_destroy_guests() {
 
 # xt_pvh_cfg NAME CMD ARGS EXTRA...: an xl config on stdout for a PVH guest running /bin/CMD ARGS
 # (ARGS: words joined by commas) from the tier's guest initramfs; EXTRA lines are appended.
+# pci=off: a PVH guest has no PCI, and the AMD-vendor CPU makes Linux probe every bus for a GART
+# aperture through ports 0xcf8/0xcfc at boot (each a trip through Xen under TCG); one such boot
+# triple-faulted at that probe (pvh run b of /tmp/s19/pvh1, RIP at an `in` with rdx=0xcf8).
+# on_reboot = "destroy": a triple fault is a reboot; xl's default restarted the guest as a new
+# domain that no xvgpu served (it read all ones: "no virtio-mmio v2 GPU"). Now the domain is gone
+# and the wait for its program says so (xt_guest_gone_why).
 xt_pvh_cfg() {
   local name=$1 cmd=$2 args=$3; shift 3
   cat <<CFG
@@ -30,10 +36,11 @@ memory = 256
 vcpus = 1
 kernel = "$XT_GUEST_DIR/vmlinuz"
 ramdisk = "$XT_GUEST_DIR/initrd.cpio.gz"
-extra = "console=hvc0 quiet xt_cmd=$cmd xt_args=$args"
+extra = "console=hvc0 quiet pci=off xt_cmd=$cmd xt_args=$args"
 tsc_mode = "native"
 on_crash = "preserve"
 on_poweroff = "destroy"
+on_reboot = "destroy"
 CFG
   local line
   for line in "$@"; do echo "$line"; done
@@ -56,6 +63,14 @@ xt_wait_file_match() {
   done
   echo "timed out after ${s}s waiting for /$re/ in $f" >&2
   return 1
+}
+
+# xt_guest_gone_why NAME: why guest NAME left before its program exited, from Xen's log (a triple
+# fault, a crash), for the failure message.
+xt_guest_gone_why() {
+  local why
+  why=$(xt_bounded 20 xl dmesg 2>/dev/null | grep -E 'Triple fault|domain_crash|crashed' | tail -n 2 | tr '\n' ' ')
+  echo "guest $1 left before its program exited${why:+ (xl dmesg: $why)}"
 }
 
 # xt_wait_gone NAME SEC: waits (bounded) until the guest has left the domain list.

@@ -98,6 +98,7 @@ wait_guest_exit() {
   while [ "$(date +%s)" -lt "$end" ]; do
     grep -q '^XT-GUEST: exit' "$XT_CONSOLE_DIR/guest-pvh-$1.log" 2>/dev/null && return 0
     alive || { say "$1: xvgpu died while the guest ran"; return 1; }
+    xl domid "pvh-$1" > /dev/null 2>&1 || { grep -q '^XT-GUEST: exit' "$XT_CONSOLE_DIR/guest-pvh-$1.log" 2>/dev/null && return 0; say "$1: $(xt_guest_gone_why "pvh-$1")"; return 1; }
     sleep 0.2
   done
   echo "timed out after $2 s waiting for the guest of $1 to exit" >&2
@@ -251,11 +252,13 @@ run_destroy() {
 # kernel wait channel, command) on the console, so that a hang says in what. (Filtering by name
 # hid the culprit in /tmp/pvh-out5: the scenario's shell and its children were not listed.)
 heartbeat() {
-  local p
+  local p cmd
   while sleep 60; do
     say "heartbeat: $(for p in /proc/[0-9]*; do
-      [ -s "$p/cmdline" ] && [ "${p#/proc/}" != "$BASHPID" ] || continue
-      echo "${p#/proc/}:$(cat "$p/comm" 2>/dev/null):$(awk '{ print $3 }' "$p/stat" 2>/dev/null):$(cat "$p/wchan" 2>/dev/null) $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-40);"
+      # (/proc files report size 0, so test -s cannot tell kernel threads, whose cmdline is empty)
+      cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-40)
+      [ -n "$cmd" ] && [ "${p#/proc/}" != "$BASHPID" ] || continue
+      echo "${p#/proc/}:$(cat "$p/comm" 2>/dev/null):$(awk '{ print $3 }' "$p/stat" 2>/dev/null):$(cat "$p/wchan" 2>/dev/null) $cmd;"
     done)"
   done
 }
