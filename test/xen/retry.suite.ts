@@ -1,6 +1,6 @@
 /**
- * The Xen tier on the patched hypervisor (hypervisor/build.sh, cached): scenario pvh-retry
- * (xen-tier/scenarios/pvh-retry.sh). A PVH guest served in map-then-retry mode on memfd RAM lent
+ * The Xen tier on the patched hypervisor (hypervisor/build.sh, cached): scenarios pvh-retry
+ * (xen-tier/scenarios/pvh-retry.sh) and hvm-retry (the HVM scenario in retry mode). A PVH guest served in map-then-retry mode on memfd RAM lent
  * through the kernel helper's xen-dmop back-end, the same workload in map-and-emulate and
  * emulate-all, a notifier revocation by hole punching, kill -9 of xvgpu and destruction of the
  * guest with pages lent. Ratios are reported in OUT/pvh-retry.json, not asserted; only structural
@@ -8,6 +8,7 @@
  * boot is shared with ext.suite.ts (test/xen/patched.ts).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectHvmClientServed, type HvmResult } from './hvm-checks.js';
 import { PATCHED_SCENARIOS, patchedBootBoundMs, patchedResult } from './patched.js';
 
 interface Summary {
@@ -74,4 +75,20 @@ describe.runIf(PATCHED_SCENARIOS.includes('pvh-retry'))('Xen tier: the patched X
       expect(r.pages[n].xen_free_pages_delta).toBeGreaterThanOrEqual(0);
     }
   });
+});
+
+describe.runIf(PATCHED_SCENARIOS.includes('hvm-retry'))('Xen tier: the patched Xen 4.17.7, an HVM guest\'s own virtio-gpu driver served in map-then-retry mode (hvm-retry)', () => {
+  it('serves the guest\'s drivers as on stock Xen, with memfd blobs lent through xen-dmop and first touches answered with a retry', () => {
+    const r = patchedResult('hvm-retry') as HvmResult;
+    expectHvmClientServed(r);
+    expect(r).toMatchObject({ mode: 'retry', p2m_backend: 'xen-dmop', blobs_backed_by: { kind: 'memfd' } });
+    const bar = r.bar as NonNullable<HvmResult['bar']>;
+    // The guest touched its mapped blobs: each first touch of a page is a fault answered with a retry
+    // (the vCPU re-executes against the lent page); emulation only where Xen offered no retry or for
+    // forward progress.
+    expect(bar.retries).toBeGreaterThan(0);
+    expect(r.answered_retry).toBe(bar.retries);
+    expect(bar.emulated).toBe(bar.forward_progress + bar.not_offered);
+    expect(r.helper?.installed_pages).toBeGreaterThan(0);
+  }, patchedBootBoundMs());
 });

@@ -2,11 +2,12 @@
 # shellcheck shell=bash
 XT_GUEST_DIR=/xt/guest
 XT_CONSOLE_DIR=/var/log/xen/console
-# Options for every node process in dom0: V8's JIT without AVX, AVX2 and FMA3. Under QEMU 7.2 TCG
-# (whose AVX/AVX2 emulation is new) V8 code using them corrupted doubles: xvgpu died in 3 of 3 pvh
-# runs with its async ids garbled, and node's heap compaction segfaulted (hvm-virtio-gpu, even a
-# plain node with no addon); with the flags off both passed (README.md, branch pvh commit 8454cec).
-XT_NODE_FLAGS="--no-enable-avx --no-enable-avx2 --no-enable-fma3"
+# Options for every node process in dom0 (one place: every scenario uses them): V8's JIT without
+# AVX, AVX2 and FMA3. Under QEMU 7.2 TCG, V8 code using them corrupted doubles: xvgpu died in 3 of 3
+# pvh runs with its async ids garbled, and node's heap compaction segfaulted even in a plain node
+# with no addon (README.md). The tier's CPU now has no AVX at all (run.sh), so these matter only
+# when XT_QEMU_CPU gives it back; XT_NODE_FLAGS from the host's environment overrides them.
+XT_NODE_FLAGS=${XT_NODE_FLAGS---no-enable-avx --no-enable-avx2 --no-enable-fma3}
 
 # xt_bounded SEC CMD...: CMD, killed after SEC seconds (every wait in the tier is bounded).
 xt_bounded() { local s=$1; shift; timeout -k 5 "$s" "$@"; }

@@ -41,7 +41,7 @@ mkdir -p "$root/xt/guest"
 cp "/boot/vmlinuz-$krel" "$root/xt/guest/vmlinuz"
 "$XT_DIR/guest/build.sh" "$krel" "$root/xt/guest"
 # The HVM guest (initramfs with the virtio-gpu driver modules, the SSDT) only when a scenario needs it.
-case " ${scenarios//,/ } " in *" hvm-virtio-gpu "*) "$XT_DIR/guest/build-hvm.sh" "$krel" "$root/xt/guest" ;; esac
+case " ${scenarios//,/ } " in *" hvm-virtio-gpu "* | *" hvm-retry "*) "$XT_DIR/guest/build-hvm.sh" "$krel" "$root/xt/guest" ;; esac
 printf '%s\n' "${scenarios//,/ }" > "$root/xt/scenarios.list"
 # Each scenario's knobs (XT_<NAME>_*, NAME upper-cased with - as _, e.g. XT_PVH_RUNS) pass from the
 # host's environment to dom0's /init, which exports them to the scenarios.
@@ -49,5 +49,7 @@ for s in ${scenarios//,/ }; do
   prefix=XT_$(echo "${s//-/_}" | tr '[:lower:]' '[:upper:]')_
   for v in $(compgen -e | grep "^$prefix" || true); do printf 'export %s=%q\n' "$v" "${!v}"; done
 done > "$root/xt/scenario.env"
+# node's options for every scenario (dom0/lib.sh has the default).
+[ -z "${XT_NODE_FLAGS+set}" ] || printf 'export XT_NODE_FLAGS=%q\n' "$XT_NODE_FLAGS" >> "$root/xt/scenario.env"
 echo "$timeout" > "$root/xt/timeout"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"

@@ -6,10 +6,16 @@
 # (MMIO frames: the safe memory_mapping path). The guest program (guest/hvm/virtgpu_client.c) uses
 # the virtgpu DRM UAPI on its render node; dom0 checks the guest's pattern in VRAM and answers it.
 # Writes $1/result.json (summary) even when a step fails; exits 0 only if every check passed.
+# XT_HVM_BUFFERS=memfd (scenario hvm-retry, on the patched hypervisor): blobs on xvgpu's memfd RAM
+# and no --mode, so xvgpu serves as `run --platform xen` chooses by default (map-then-retry through
+# the helper's xen-dmop back-end where Xen reports the extension); dom0's check then reads the
+# blobs' memfds through /proc/PID/fd instead of the VRAM BAR.
 set -uo pipefail
 . /xt/lib.sh
 out=$1
 here=/xt/scenarios/hvm-virtio-gpu
+buffers=${XT_HVM_BUFFERS:-vram}
+scenario=${XT_HVM_SCENARIO:-hvm-virtio-gpu}
 guest=hvm
 glog=$XT_CONSOLE_DIR/guest-$guest.log
 t0=$(date +%s.%N)
@@ -17,7 +23,7 @@ since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; 
 declare -A T=()
 xvgpu_pid= canary_pid= loaded_helper=0 failed=
 # Progress also goes to dom0's console (the tier's console log), so a hang shows where it is.
-say() { xt_log "$*"; echo "XVGPU-TIER: hvm-virtio-gpu: $*" > /dev/console 2>/dev/null; }
+say() { xt_log "$*"; echo "XVGPU-TIER: $scenario: $*" > /dev/console 2>/dev/null; }
 step_fail() { [ -n "$failed" ] || failed=$1; say "FAIL: $1"; }
 # wait_match FILE REGEX SEC: bounded by wall-clock time (an iteration count stretches under load).
 wait_match() {
@@ -66,7 +72,7 @@ finish() {
   for k in "${!T[@]}"; do times+="\"$k\":${T[$k]},"; done
   times="${times%,}}"
   # shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
-  node $XT_NODE_FLAGS "$here/compose.mjs" "$out" "$times" "${failed:-}" "${vram:-}" > "$out/result.json" || step_fail "summary"
+  node $XT_NODE_FLAGS "$here/compose.mjs" "$out" "$times" "${failed:-}" "$scenario" "$buffers" "${vram:-}" > "$out/result.json" || step_fail "summary"
   cat "$out/result.json"
   [ -z "$failed" ] && grep -q '"ok":true' "$out/result.json"
   exit $?
@@ -108,8 +114,11 @@ say "guest $domid created paused in ${T[create_paused_s]}s"
 say "dom0 CPU vector flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx|fma|f16c|sse4_2)' | tr '\n' ' ')"
 t=$(date +%s.%N)
 # segv-report.so (xen-tier/dom0/preload) writes the native stack of a crash to xvgpu.log.
+# The blobs' backing: the VRAM BAR (MMIO frames, stock Xen's safe path), or xvgpu's default memfd RAM.
+buffer_opts=(--vram "$vram")
+[ "$buffers" = memfd ] && buffer_opts=()
 (cd /xvgpu && LD_PRELOAD=/xt/bin/segv-report.so exec node $XT_NODE_FLAGS dist/cli/main.js run --platform xen --domid "$domid" --bar-gfn 0x100000 --bar-size 256M \
-   --mmio-base 0xfe000000 --irq 7 --vram "$vram" --json --log-level info) > "$out/xvgpu.json" 2> "$out/xvgpu.log" &
+   --mmio-base 0xfe000000 --irq 7 "${buffer_opts[@]}" --json --log-level info) > "$out/xvgpu.json" 2> "$out/xvgpu.log" &
 xvgpu_pid=$!
 # The control for V8's GC faults (README.md): a plain node compacting its heap beside xvgpu, with the
 # same XT_NODE_FLAGS. Without them it died of SIGSEGV in heap compaction; 'alive' at the end says the
@@ -134,7 +143,13 @@ wait_match "$glog" '^XT-HVM: (guest-pattern-written|done)' 900 || { step_fail "t
 T[unpause_to_pattern_s]=$(since "$t")
 say "guest pattern after ${T[unpause_to_pattern_s]}s"
 if grep -q '^XT-HVM: guest-pattern-written' "$glog"; then
-  node $XT_NODE_FLAGS "$here/vram-check.mjs" "$vram" > "$out/vram-check.json" || step_fail "dom0's check of the guest's data"
+  if [ "$buffers" = memfd ]; then
+    # Every memfd BO xvgpu holds, reopened through /proc (the check finds the guest's by its signature).
+    mapfile -t check_files < <(for f in /proc/"$xvgpu_pid"/fd/*; do case $(readlink "$f") in /memfd:xvgpu-bo*) echo "$f" ;; esac; done)
+  else
+    check_files=("$vram")
+  fi
+  node $XT_NODE_FLAGS "$here/vram-check.mjs" "${check_files[@]}" > "$out/vram-check.json" || step_fail "dom0's check of the guest's data"
   cat "$out/vram-check.json"
 fi
 wait_match "$glog" '^XT-HVM: done' 300 || step_fail "the guest never finished"

@@ -22,7 +22,6 @@
 # per blob (every access is an ioreq, about 3 ms each under TCG), the others PAGES; figures are per
 # MiB touched. Every wait is bounded by the wall clock (TCG makes iteration counts much longer), and
 # a run ends as soon as its xvgpu has died.
-# XT_PVH_RETRY_NODE_FLAGS: node's options for xvgpu and the helper scripts (default NODE_FLAGS).
 set -uo pipefail
 . /xt/lib.sh
 out=$1
@@ -34,12 +33,6 @@ PAGES=16 EA_PAGES=1
 HOLD_S=30
 # kl's guest sleeps through the kill and the second xvgpu's start (19 s in pvh's run).
 KILL_HOLD_S=75
-# node under QEMU 7.2 TCG in dom0: V8's JIT at the SSE2 baseline and glibc's string functions
-# without AVX. With AVX in V8 xvgpu's doubles got corrupted (SIGSEGV, "async hook stack has become
-# corrupted"; branch pvh, 8454cec); with only AVX/AVX2/FMA3 off in V8 it still happened here (ea:
-# "async hook stack has become corrupted (actual: 0, expected: -nan)", kl: SIGSEGV while starting).
-NODE_FLAGS=${XT_PVH_RETRY_NODE_FLAGS---no-enable-avx --no-enable-avx2 --no-enable-fma3 --no-enable-bmi1 --no-enable-bmi2 --no-enable-lzcnt --no-enable-popcnt --no-enable-sse4-2 --no-enable-sse4-1 --no-enable-ssse3 --no-enable-sse3}
-export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,-AVX2,-FMA,-AVX_Fast_Unaligned_Load,-AVX512F,-AVX512VL
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
@@ -65,7 +58,8 @@ failed_run() {
 
 # start_guest NAME ARGS: the guest created paused (bar_client ARGS, comma separated); sets $dom.
 start_guest() {
-  xt_pvh_cfg "pr-$1" bar_client "$2" > "/tmp/pr-$1.cfg"
+  # No XSAVE in the guest, as in pvh.sh (its start_guest says why).
+  xt_pvh_cfg "pr-$1" bar_client "$2" 'cpuid = "host,xsave=0"' > "/tmp/pr-$1.cfg"
   xt_bounded 180 xl create -p "/tmp/pr-$1.cfg" || return 1
   dom=$(xt_domid "pr-$1")
   xt_log "$1: guest $dom created"
@@ -76,7 +70,7 @@ start_xvgpu() {
   local tag=$1; shift
   tag_last=$tag
   # shellcheck disable=SC2068 # the extra options are a word list
-  (cd /xvgpu && exec node $NODE_FLAGS dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
+  (cd /xvgpu && exec node $XT_NODE_FLAGS dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
       --mmio-base $MMIO_BASE --json --log-level info $@) > "$out/$tag.xvgpu.json" 2> "$out/$tag.xvgpu.log" &
   xpid=$!
   wait_match "$out/$tag.xvgpu.log" '"msg":"serving"' 120 || { cat "$out/$tag.xvgpu.log" >&2; kill -9 $xpid; wait $xpid; xpid=; return 1; }
@@ -109,8 +103,8 @@ end_guest() {
 
 # summarize NAME MS EXTRA_JSON: $out/NAME.json from the guest's result line and xvgpu's summary.
 summarize() {
-  # shellcheck disable=SC2086 # NODE_FLAGS is a word list
-  node $NODE_FLAGS - "$out" "$1" "$2" "$3" <<'JS'
+  # shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
+  node $XT_NODE_FLAGS - "$out" "$1" "$2" "$3" <<'JS'
 const fs = require('fs');
 const [out, name, ms, extra] = process.argv.slice(2);
 const line = (() => { try { return fs.readFileSync(`${out}/${name}.guest.log`, 'utf8').split('\n').find((l) => l.startsWith('XT-GUEST: result ')); } catch { return undefined; } })();
@@ -243,8 +237,8 @@ for r in me rt rv kl ds ea; do
   xt_destroy_guests
   xt_log "run $r done (status $status)"
 done
-# shellcheck disable=SC2086 # NODE_FLAGS is a word list
-node $NODE_FLAGS - "$out" <<'JS' || status=1
+# shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
+node $XT_NODE_FLAGS - "$out" <<'JS' || status=1
 const fs = require('fs');
 const out = process.argv[2];
 const load = (n) => { try { return JSON.parse(fs.readFileSync(`${out}/${n}.json`, 'utf8')); } catch { return null; } };

@@ -20,16 +20,11 @@
 #   e       xl destroy of the guest while pages are mapped: xvgpu stops cleanly with its summary,
 #           the helper unloads (nothing held), no domain is left.
 # XT_PVH_RUNS (words from "a b inject c d e") runs a subset; result.json then has those runs only.
-# XT_PVH_NODE_FLAGS: xvgpu's node options (default: NODE_FLAGS below; set it empty for none).
 # XT_PVH_HELPER_PARAMS: more module parameters for every run, e.g. test_lose_revoke=1 (mutation checks).
 set -uo pipefail
 . /xt/lib.sh
 out=$1
 MMIO_BASE=0xfe000000 BAR_GFN=0xe0000 BAR_SIZE=16M
-# xvgpu's node under QEMU 7.2 TCG: V8's JIT without AVX, AVX2 and FMA3. With them xvgpu died in
-# 3 of 3 emulate-all runs, its async-id doubles corrupted ("async hook stack has become corrupted",
-# "Assertion failed: (trigger_async_id) >= (-1)"); without them the same run passed (README.md).
-NODE_FLAGS=${XT_PVH_NODE_FLAGS---no-enable-avx --no-enable-avx2 --no-enable-fma3}
 # Pages per blob: every access to them is an ioreq in run a, and TCG makes each one slow.
 PAGES=4
 # Run a's blob has one page: each of its ~12k accesses is an ioreq (~6 ms each under TCG), and one
@@ -85,7 +80,7 @@ start_guest() {
 start_xvgpu() {
   local tag=$1; shift
   # shellcheck disable=SC2068 # the extra options are a word list
-  (cd /xvgpu && exec node $NODE_FLAGS dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
+  (cd /xvgpu && exec node $XT_NODE_FLAGS dist/cli/main.js run --platform xen --domid "$dom" --bar-gfn $BAR_GFN --bar-size $BAR_SIZE \
       --mmio-base $MMIO_BASE --json --log-level info $@) > "$out/$tag.xvgpu.json" 2> "$out/$tag.xvgpu.log" &
   xpid=$!
   xt_wait_file_match "$out/$tag.xvgpu.log" '"msg":"serving"' 90 || { cat "$out/$tag.xvgpu.log"; kill -9 $xpid; wait $xpid; xrc=null xpid=; return 1; }

@@ -1,4 +1,4 @@
-// node compose.mjs OUT TIMES_JSON FIRST_FAILURE VRAM: the hvm-virtio-gpu summary (stdout), from
+// node compose.mjs OUT TIMES_JSON FIRST_FAILURE SCENARIO BUFFERS [VRAM]: the hvm-virtio-gpu summary (stdout), from
 // xvgpu's --json exit summary (OUT/xvgpu.json), the guest's "XT-HVM-RESULT {json}" console line
 // (OUT/guest-hvm.log), dom0's VRAM check (OUT/vram-check.json), xvgpu's exit status (OUT/xvgpu.rc)
 // and the scenario's wall times.
@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 
-const [out, timesJson, firstFailure, vram] = process.argv.slice(2);
+const [out, timesJson, firstFailure, scenario, buffers, vram] = process.argv.slice(2);
 const missing = {};
 function lastJsonLine(file, prefix = '') {
   if (!existsSync(file)) return (missing[file] = 'no file'), null;
@@ -33,10 +33,13 @@ const virtioErrors = xvgpu?.virtio?.errors ?? null;
 const guestFailures = guest?.failures ?? null;
 const ok = firstFailure === '' && guest?.ok === true && dom0Check?.answer === 'ack' && xvgpuExit === 0 && Object.keys(missing).length === 0;
 const summary = {
-  scenario: 'hvm-virtio-gpu',
+  scenario,
   ok,
   first_failure: firstFailure || guest?.first_failure || null,
-  blobs_backed_by: vram ? { kind: 'vram', path: vram, frames: 'MMIO (QEMU ivshmem-plain BAR2)' } : null,
+  blobs_backed_by: buffers === 'vram' ? { kind: 'vram', path: vram, frames: 'MMIO (QEMU ivshmem-plain BAR2)' } : { kind: buffers, frames: 'RAM (xvgpu\'s memfd BOs)' },
+  p2m_backend: xvgpu?.p2m_backend ?? null,
+  extension: xvgpu?.extension ?? null,
+  answered_retry: xvgpu?.answered_retry ?? null,
   xvgpu_exit: xvgpuExit,
   node_gc_canary: canary,
   mode: xvgpu?.mode ?? null,
