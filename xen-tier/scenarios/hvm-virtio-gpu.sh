@@ -31,6 +31,11 @@ wait_match() {
   local end=$((EPOCHSECONDS + $3))
   while [ "$EPOCHSECONDS" -lt "$end" ]; do
     grep -qE "$2" "$1" 2>/dev/null && return 0
+    if [ -n "${domid:-}" ] && ! xl domid "$guest" > /dev/null 2>&1; then
+      grep -qE "$2" "$1" 2>/dev/null && return 0
+      step_fail "$(xt_guest_gone_why "$guest"), while waiting for /$2/"
+      return 1
+    fi
     # A dead ioreq server leaves the guest's vCPU waiting on its window forever: fail at once.
     if [ -n "$xvgpu_pid" ] && ! kill -0 "$xvgpu_pid" 2>/dev/null; then
       wait "$xvgpu_pid"; local rc=$?
@@ -95,7 +100,7 @@ memory = 384
 vcpus = 1
 kernel = "$XT_GUEST_DIR/vmlinuz"
 ramdisk = "$XT_GUEST_DIR/hvm-initrd.cpio.gz"
-extra = "console=ttyS0,115200 loglevel=4"
+extra = "console=ttyS0,115200 loglevel=4 iommu=noaperture"
 serial = "file:$glog"
 vga = "none"
 vnc = 0
@@ -104,7 +109,13 @@ tsc_mode = "native"
 acpi_firmware = "$XT_GUEST_DIR/xvgpu-ssdt.aml"
 on_crash = "preserve"
 on_poweroff = "destroy"
+on_reboot = "destroy"
 CFG
+# iommu=noaperture: on this AMD-vendor CPU Linux looks for a GART aperture by reading the config
+# space of every device slot of all 256 buses through ports 0xcf8/0xcfc, each access a trip through
+# Xen to qemu-dm under TCG; a run's guest triple-faulted in that scan (bus 0xad) and, restarted by
+# xl as a new domain nobody served, read all ones at the device. on_reboot = "destroy" (as
+# xt_pvh_cfg): a guest that reboots is gone, and the waits below say why (xt_guest_gone_why).
 # docs/deploy-xen.md section 4: the ioreq server exists before the guest first touches the window.
 t=$(date +%s.%N)
 xt_bounded 120 xl create -p /tmp/$guest.cfg || { step_fail "xl create -p"; exit 1; }
