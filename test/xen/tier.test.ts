@@ -23,7 +23,7 @@ interface CaseResult {
 interface KillResult extends CaseResult { at_kill: { frames_added: number; frames_removed: number; helper_refcnt: number } }
 interface DestroyResult extends CaseResult { helper_unloaded: boolean; domains_left: number }
 interface UnsafeResult extends CaseResult { unsafe: boolean; unsafe_reason: string; works: boolean; failure?: unknown }
-interface PvhResult { a: CaseResult; b: CaseResult; inject: CaseResult; c: UnsafeResult; d: KillResult; e: DestroyResult; problems: string[] }
+interface PvhResult { a: CaseResult; b: CaseResult; inject: CaseResult; c: UnsafeResult; d: KillResult; e: DestroyResult; boot_crashes: string[]; problems: string[] }
 
 // pvh (issue 11 scenario 1) and hvm-virtio-gpu (scenario 2) have served real guests but have not
 // passed end to end yet (xen-tier/README.md says where each stands); their suites below run once
@@ -116,7 +116,10 @@ describe('Xen tier: stock Xen 4.17 under QEMU', () => {
     });
 
     it('pvh: the scenario found no problem', () => {
-      expect(pvh().problems).toEqual([]);
+      const r = pvh();
+      // A run whose guest crashed at boot (emulated SVM under TCG, before any BAR access) ran once more.
+      if (r.boot_crashes.length > 0) console.log(`pvh: guests crashed at boot and their runs started again: ${r.boot_crashes.join('; ')}`);
+      expect(r.problems).toEqual([]);
     });
 
     it('feeds `xvgpu bench --xen`: fault service and guest-visible fault latency on Xen, each over a same-run baseline', () => {
