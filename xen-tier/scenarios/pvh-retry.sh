@@ -35,14 +35,22 @@ HOLD_S=30
 KILL_HOLD_S=75
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# say MSG: to the scenario's log and, as an XVGPU-TIER line, to the tier's console (live progress).
+say() { xt_log "$*"; echo "XVGPU-TIER: pvh-retry: $*" > /dev/console 2>/dev/null; }
 
 # wait_match FILE RE SEC: until FILE matches RE, SEC seconds of wall clock at most; fails at once
-# when xvgpu ($xpid, if set) has died.
+# when xvgpu ($xpid, if set) has died (1) or the guest $gone_guest (if set) has left (2).
 wait_match() {
   local end=$(( $(date +%s) + $3 ))
   while [ "$(date +%s)" -lt "$end" ]; do
     grep -qE "$2" "$1" 2>/dev/null && return 0
     [ -n "${xpid:-}" ] && ! kill -0 "$xpid" 2>/dev/null && { why="xvgpu ($xpid) died while waiting for /$2/ in $1"; echo "$why" >&2; return 1; }
+    if [ -n "${gone_guest:-}" ] && ! xl domid "$gone_guest" > /dev/null 2>&1; then
+      grep -qE "$2" "$1" 2>/dev/null && return 0
+      why=$(xt_guest_gone_why "$gone_guest")
+      echo "$why" >&2
+      return 2
+    fi
     sleep 0.5
   done
   why="timed out after $3 s (wall clock) waiting for /$2/ in $1"
@@ -91,7 +99,16 @@ stop_xvgpu() {
 }
 
 guest_log() { cp "$XT_CONSOLE_DIR/guest-pr-$1.log" "$out/$1.guest.log" 2>/dev/null; }
-wait_guest() { wait_match "$XT_CONSOLE_DIR/guest-pr-$1.log" "$2" "$3" || { grep -a 'XT-GUEST' "$XT_CONSOLE_DIR/guest-pr-$1.log" >&2; return 1; }; }
+# wait_guest NAME RE SEC: wait_match on the guest's console. 2: the guest left before its program
+# started (a crash at boot; BOOT_CRASH says what Xen logged); 1: any other failure.
+wait_guest() {
+  local log=$XT_CONSOLE_DIR/guest-pr-$1.log rc
+  gone_guest=pr-$1 wait_match "$log" "$2" "$3" && return 0
+  rc=$?
+  grep -a 'XT-GUEST' "$log" >&2
+  [ "$rc" = 2 ] && ! grep -q '^XT-GUEST: start' "$log" 2>/dev/null && { BOOT_CRASH=$why; return 2; }
+  return 1
+}
 # end_guest NAME: the guest gone (its own poweroff, 30 s at most, else xl destroy).
 end_guest() {
   local end=$(( $(date +%s) + 30 ))
@@ -148,7 +165,7 @@ run_revoke() {
   start_guest rv "$MMIO_BASE,$PAGES,$HOLD_S" || return 1
   start_xvgpu rv --fault-around 1 || return 1
   xl unpause "$dom"
-  wait_guest rv '^XT-GUEST: (held|exit)' 240 || return 1
+  wait_guest rv '^XT-GUEST: (held|exit)' 240 || return $?
   fd=$(blob_memfd) || return 1
   xt_bounded 30 fallocate --punch-hole --offset 0 --length 65536 "$fd" || { echo "rv: punching $fd failed" >&2; return 1; }
   wait_guest rv '^XT-GUEST: exit' $((HOLD_S + 240))
@@ -173,7 +190,7 @@ run_kill() {
   start_guest kl "$MMIO_BASE,$PAGES,$KILL_HOLD_S" || return 1
   start_xvgpu kl1 || return 1
   xl unpause "$dom"
-  wait_guest kl '^XT-GUEST: (held|exit)' 240 || return 1
+  wait_guest kl '^XT-GUEST: (held|exit)' 240 || return $?
   kill -9 $xpid
   wait $xpid
   xpid=
@@ -201,7 +218,7 @@ run_destroy() {
   start_guest ds "$MMIO_BASE,$PAGES,600" || return 1
   start_xvgpu ds || return 1
   xl unpause "$dom"
-  wait_guest ds '^XT-GUEST: (held|exit)' 240 || return 1
+  wait_guest ds '^XT-GUEST: (held|exit)' 240 || return $?
   xt_bounded 60 xl destroy "$dom" || rc=1
   guest_log ds
   sleep 2
@@ -214,29 +231,53 @@ run_destroy() {
 }
 
 command -v fallocate > /dev/null || { echo "dom0 has no fallocate (util-linux)" >&2; exit 1; }
+# run_one NAME: one run; 0 passed, 1 failed, 2 its guest crashed at boot before its program started.
+run_one() {
+  case $1 in
+    ea|me|rt|rv) insmod /xt/xvgpu_helper.ko || return 1 ;;
+  esac
+  case $1 in
+    ea) run_case ea 300 $EA_PAGES "--strategy emulate-all" ;;
+    me) run_case me 240 $PAGES "--mode emulate --fault-around 1" ;;
+    rt) run_case rt 240 $PAGES "--fault-around 1" ;;
+    rv) run_revoke ;;
+    kl) run_kill ;;
+    ds) run_destroy ;;
+  esac
+}
+
+# cleanup: whatever a run left (a run that failed half way).
+cleanup() {
+  [ -n "${xpid:-}" ] && stop_xvgpu
+  lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper
+  xt_destroy_guests
+}
+
 status=0
+# A guest that crashed at boot, before its program started, runs once more (pvh.sh says why).
+boot_crashes=()
 # ea last: every access of the workload is an ioreq, about 3 ms each under TCG (some 12000 per
 # page), so it is the long one.
 for r in me rt rv kl ds ea; do
-  xt_log "run $r"
-  why=
-  case $r in
-    ea|me|rt|rv) insmod /xt/xvgpu_helper.ko || { status=1; continue; } ;;
-  esac
-  case $r in
-    ea) run_case ea 300 $EA_PAGES "--strategy emulate-all" || status=1 ;;
-    me) run_case me 240 $PAGES "--mode emulate --fault-around 1" || status=1 ;;
-    rt) run_case rt 240 $PAGES "--fault-around 1" || status=1 ;;
-    rv) run_revoke || status=1 ;;
-    kl) run_kill || status=1 ;;
-    ds) run_destroy || status=1 ;;
-  esac
+  say "run $r"
+  why= BOOT_CRASH=
+  run_one "$r"
+  rc=$?
+  if [ "$rc" = 2 ]; then
+    boot_crashes+=("$r: $BOOT_CRASH")
+    say "run $r: the guest crashed at boot ($BOOT_CRASH); once more"
+    cleanup
+    rm -f "$out/$r.json"
+    why= BOOT_CRASH=
+    run_one "$r"
+    rc=$?
+  fi
+  [ "$rc" = 0 ] || status=1
   failed_run "$r"
-  [ -n "${xpid:-}" ] && stop_xvgpu # a run that failed half way
-  lsmod | grep -q xvgpu_helper && rmmod xvgpu_helper
-  xt_destroy_guests
-  xt_log "run $r done (status $status)"
+  cleanup
+  say "run $r done (status $status): $(head -c 300 "$out/$r.json" 2>/dev/null)"
 done
+printf '%s\n' "${boot_crashes[@]}" > "$out/boot-crashes.txt"
 # shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
 node $XT_NODE_FLAGS - "$out" <<'JS' || status=1
 const fs = require('fs');
@@ -326,7 +367,8 @@ for (const [n, r] of [['kl', kl], ['ds', ds]]) {
   if (pages[n].dom0_tot_pages_delta !== 0) problems.push(`${n}: dom0 tot_pages changed by ${pages[n].dom0_tot_pages_delta}`);
   if (pages[n].xen_free_pages_delta < 0) problems.push(`${n}: Xen free pages did not return (${pages[n].xen_free_pages_delta})`);
 }
-const result = { figures, ratios, pages, runs, problems };
+const bootCrashes = fs.readFileSync(`${out}/boot-crashes.txt`, 'utf8').split('\n').filter(Boolean);
+const result = { figures, ratios, pages, runs, boot_crashes: bootCrashes, problems };
 fs.writeFileSync(`${out}/result.json`, JSON.stringify(result));
 console.log(`XVGPU-TIER: pvh-retry figures ${JSON.stringify(figures)}`);
 console.log(`XVGPU-TIER: pvh-retry ratios ${JSON.stringify(ratios)}`);
