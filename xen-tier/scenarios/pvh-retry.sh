@@ -254,30 +254,19 @@ cleanup() {
 }
 
 status=0
-# A guest that crashed at boot, before its program started, runs once more (pvh.sh says why).
-boot_crashes=()
 # ea last: every access of the workload is an ioreq, about 3 ms each under TCG (some 12000 per
-# page), so it is the long one.
+# page), so it is the long one. A guest that crashed at boot runs once more (lib.sh says why).
 for r in me rt rv kl ds ea; do
   say "run $r"
-  why= BOOT_CRASH=
-  run_one "$r"
+  why=
+  xt_run_once_more_on_boot_crash "$r"
   rc=$?
-  if [ "$rc" = 2 ]; then
-    boot_crashes+=("$r: $BOOT_CRASH")
-    say "run $r: the guest crashed at boot ($BOOT_CRASH); once more"
-    cleanup
-    rm -f "$out/$r.json"
-    why= BOOT_CRASH=
-    run_one "$r"
-    rc=$?
-  fi
   [ "$rc" = 0 ] || status=1
   failed_run "$r"
   cleanup
   say "run $r done (status $status): $(head -c 300 "$out/$r.json" 2>/dev/null)"
 done
-printf '%s\n' "${boot_crashes[@]}" > "$out/boot-crashes.txt"
+printf '%s\n' "${XT_BOOT_CRASHES[@]}" > "$out/boot-crashes.txt"
 # shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
 node $XT_NODE_FLAGS - "$out" <<'JS' || status=1
 const fs = require('fs');

@@ -298,26 +298,10 @@ cleanup() {
 
 status=0
 runs=${XT_PVH_RUNS:-a b inject c d e}
-# Guests that crashed at boot, before their program started (no BAR access yet: nothing of
-# xvgpu's had run for them). Under QEMU 7.2 TCG about one PVH boot in ten triple-faulted with
-# Xen's own RIP and CS (e008) in the guest's saved state, i.e. the emulated SVM left the vCPU in
-# host state, not a guest fault. Such a run is started again once, and the crash is reported
-# (result.json "boot_crashes"); a second crash, or any crash after the program started, fails.
-boot_crashes=()
 for r in $runs; do
   say "run $r start"
-  BOOT_CRASH=
-  run_one "$r"
+  xt_run_once_more_on_boot_crash "$r"
   rc=$?
-  if [ "$rc" = 2 ]; then
-    boot_crashes+=("$r: $BOOT_CRASH")
-    say "run $r: the guest crashed at boot, before its program ($BOOT_CRASH); starting the run once more"
-    cleanup
-    rm -f "$out/$r.json"
-    BOOT_CRASH=
-    run_one "$r"
-    rc=$?
-  fi
   if [ "$rc" != 0 ]; then
     if [ "$r" = c ]; then say "run c (unsafe prototype) did not pass; reported in c.json, not a failure of the scenario"
     else status=1; fi
@@ -325,7 +309,7 @@ for r in $runs; do
   cleanup
   say "run $r end (status so far $status): $(head -c 400 "$out/$r.json" 2>/dev/null || echo 'no summary')"
 done
-printf '%s\n' "${boot_crashes[@]}" > "$out/boot-crashes.txt"
+printf '%s\n' "${XT_BOOT_CRASHES[@]}" > "$out/boot-crashes.txt"
 # Every check below is of a run that ran; result.json has the runs of XT_PVH_RUNS only.
 node - "$out" "$runs" <<'JS' || status=1
 const fs = require('fs');
