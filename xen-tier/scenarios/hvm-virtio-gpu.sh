@@ -79,7 +79,8 @@ finish() {
   # shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
   node $XT_NODE_FLAGS "$here/compose.mjs" "$out" "$times" "${failed:-}" "$scenario" "$buffers" "${vram:-}" > "$out/result.json" || step_fail "summary"
   cat "$out/result.json"
-  [ -z "$failed" ] && grep -q '"ok":true' "$out/result.json"
+  # (compose.mjs pretty-prints: the summary's own "ok", read as JSON)
+  [ -z "$failed" ] && node -e 'process.exit(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).ok === true ? 0 : 1)' "$out/result.json"
   exit $?
 }
 trap finish EXIT
