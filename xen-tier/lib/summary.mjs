@@ -55,7 +55,7 @@ export function summary(tier, name, r) {
   if (name !== 'pvh' || !r) return s;
   const runs = {};
   for (const k of ['a', 'b', 'inject', 'c', 'd', 'e']) if (k in r) runs[k] = pvhRun(r[k]);
-  return { ...s, runs, boot_crashes: r.boot_crashes ?? null, problems: r.problems };
+  return { ...s, runs, platform_crashes: r.platform_crashes ?? null, problems: r.problems };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -99,15 +99,19 @@ stop_xvgpu() {
 }
 
 guest_log() { cp "$XT_CONSOLE_DIR/guest-pr-$1.log" "$out/$1.guest.log" 2>/dev/null; }
-# wait_guest NAME RE SEC: wait_match on the guest's console. 2: the guest left before its program
-# started (a crash at boot; BOOT_CRASH says what Xen logged); 1: any other failure.
+# wait_guest NAME RE SEC: wait_match on the guest's console. 2: the guest was lost to the platform
+# (xt_platform_crash) or died at boot before its program started (PLATFORM_CRASH says which);
+# 1: any other failure.
 wait_guest() {
-  local log=$XT_CONSOLE_DIR/guest-pr-$1.log rc
+  local log=$XT_CONSOLE_DIR/guest-pr-$1.log rc crash
   gone_guest=pr-$1 wait_match "$log" "$2" "$3" && return 0
   rc=$?
   grep -a 'XT-GUEST' "$log" >&2
-  [ "$rc" = 2 ] && ! grep -q '^XT-GUEST: start' "$log" 2>/dev/null && { BOOT_CRASH=$why; return 2; }
-  return 1
+  [ "$rc" = 2 ] || return 1
+  if crash=$(xt_platform_crash "$dom"); then PLATFORM_CRASH="lost to the platform: $crash"; return 2; fi
+  grep -q '^XT-GUEST: start' "$log" 2>/dev/null && return 1
+  PLATFORM_CRASH="died at boot, before its program: $why"
+  return 2
 }
 # end_guest NAME: the guest gone (its own poweroff, 30 s at most, else xl destroy).
 end_guest() {
@@ -231,7 +235,7 @@ run_destroy() {
 }
 
 command -v fallocate > /dev/null || { echo "dom0 has no fallocate (util-linux)" >&2; exit 1; }
-# run_one NAME: one run; 0 passed, 1 failed, 2 its guest crashed at boot before its program started.
+# run_one NAME: one run; 0 passed, 1 failed, 2 its guest was lost to the platform (lib.sh).
 run_one() {
   case $1 in
     ea|me|rt|rv) insmod /xt/xvgpu_helper.ko || return 1 ;;
@@ -255,18 +259,18 @@ cleanup() {
 
 status=0
 # ea last: every access of the workload is an ioreq, about 3 ms each under TCG (some 12000 per
-# page), so it is the long one. A guest that crashed at boot runs once more (lib.sh says why).
+# page), so it is the long one. A run whose guest was lost to the platform runs once more (lib.sh).
 for r in me rt rv kl ds ea; do
   say "run $r"
   why=
-  xt_run_once_more_on_boot_crash "$r"
+  xt_run_once_more_on_platform_crash "$r"
   rc=$?
   [ "$rc" = 0 ] || status=1
   failed_run "$r"
   cleanup
   say "run $r done (status $status): $(head -c 300 "$out/$r.json" 2>/dev/null)"
 done
-printf '%s\n' "${XT_BOOT_CRASHES[@]}" > "$out/boot-crashes.txt"
+printf '%s\n' "${XT_PLATFORM_CRASHES[@]}" > "$out/platform-crashes.txt"
 # shellcheck disable=SC2086 # XT_NODE_FLAGS is a word list
 node $XT_NODE_FLAGS - "$out" <<'JS' || status=1
 const fs = require('fs');
@@ -356,8 +360,8 @@ for (const [n, r] of [['kl', kl], ['ds', ds]]) {
   if (pages[n].dom0_tot_pages_delta !== 0) problems.push(`${n}: dom0 tot_pages changed by ${pages[n].dom0_tot_pages_delta}`);
   if (pages[n].xen_free_pages_delta < 0) problems.push(`${n}: Xen free pages did not return (${pages[n].xen_free_pages_delta})`);
 }
-const bootCrashes = fs.readFileSync(`${out}/boot-crashes.txt`, 'utf8').split('\n').filter(Boolean);
-const result = { figures, ratios, pages, runs, boot_crashes: bootCrashes, problems };
+const platformCrashes = fs.readFileSync(`${out}/platform-crashes.txt`, 'utf8').split('\n').filter(Boolean);
+const result = { figures, ratios, pages, runs, platform_crashes: platformCrashes, problems };
 fs.writeFileSync(`${out}/result.json`, JSON.stringify(result));
 console.log(`XVGPU-TIER: pvh-retry figures ${JSON.stringify(figures)}`);
 console.log(`XVGPU-TIER: pvh-retry ratios ${JSON.stringify(ratios)}`);

@@ -87,20 +87,22 @@ start_xvgpu() {
   xt_wait_file_match "$out/$tag.xvgpu.log" '"msg":"serving"' 90 || { cat "$out/$tag.xvgpu.log"; kill -9 $xpid; wait $xpid; xrc=null xpid=; return 1; }
 }
 
-# wait_guest NAME REGEX SEC: until the guest's console matches REGEX (0). 2: the guest left before
-# its program started (a crash at boot: BOOT_CRASH says what Xen logged); 1: xvgpu died, the guest
-# left later, or SEC passed.
+# wait_guest NAME REGEX SEC: until the guest's console matches REGEX (0). 2: the guest was lost to
+# the platform (xt_platform_crash) or died at boot before its program started (PLATFORM_CRASH says
+# which); 1: xvgpu died, the guest left otherwise, or SEC passed.
 wait_guest() {
-  local end log=$XT_CONSOLE_DIR/guest-pvh-$1.log
+  local end log=$XT_CONSOLE_DIR/guest-pvh-$1.log why crash
   end=$(xt_deadline "$3")
   while [ "$(date +%s)" -lt "$end" ]; do
     grep -qE "$2" "$log" 2>/dev/null && return 0
     alive || { say "$1: xvgpu died while the guest ran"; return 1; }
     if ! xl domid "pvh-$1" > /dev/null 2>&1; then
       grep -qE "$2" "$log" 2>/dev/null && return 0
-      say "$1: $(xt_guest_gone_why "pvh-$1")"
+      why=$(xt_guest_gone_why "pvh-$1")
+      say "$1: $why"
+      if crash=$(xt_platform_crash "$dom"); then PLATFORM_CRASH="lost to the platform: $crash"; return 2; fi
       grep -q '^XT-GUEST: start' "$log" 2>/dev/null && return 1
-      BOOT_CRASH=$(xt_guest_gone_why "pvh-$1")
+      PLATFORM_CRASH="died at boot, before its program: $why"
       return 2
     fi
     sleep 0.2
@@ -275,7 +277,7 @@ VRAM=$(vram_resource) || exit 1
 awk 'NR == 3' "${VRAM%/resource2}/resource" > "$out/vram-resource.txt"
 UNSAFE_REASON="the helper's xen_ram_as_mmio=1 prototype maps RAM frames as p2m_mmio_direct: Xen holds no page reference for such an entry (only the MMU notifier stands between a freed page and the guest) and gives it an uncached type that conflicts with dom0's write-back mapping (docs/kernel-helper.md)"
 STALE_REASON="vgem's RAM buffers are not poisoned when freed, so a read through a surviving entry cannot be told from data; post_unmap_not_all_ones still counts reads of the revoked range that are not all ones"
-# run_one NAME: one run; 0 passed, 1 failed, 2 its guest crashed at boot before its program started.
+# run_one NAME: one run; 0 passed, 1 failed, 2 its guest was lost to the platform (lib.sh).
 run_one() {
   case $1 in
     a) pages=$A_PAGES run_case a "" "--strategy emulate-all --vram $VRAM" ;;
@@ -301,7 +303,7 @@ status=0
 runs=${XT_PVH_RUNS:-a b inject c d e}
 for r in $runs; do
   say "run $r start"
-  xt_run_once_more_on_boot_crash "$r"
+  xt_run_once_more_on_platform_crash "$r"
   rc=$?
   if [ "$rc" != 0 ]; then
     if [ "$r" = c ]; then say "run c (unsafe prototype) did not pass; reported in c.json, not a failure of the scenario"
@@ -310,7 +312,7 @@ for r in $runs; do
   cleanup
   say "run $r end (status so far $status): $(head -c 400 "$out/$r.json" 2>/dev/null || echo 'no summary')"
 done
-printf '%s\n' "${XT_BOOT_CRASHES[@]}" > "$out/boot-crashes.txt"
+printf '%s\n' "${XT_PLATFORM_CRASHES[@]}" > "$out/platform-crashes.txt"
 # Every check below is of a run that ran; result.json has the runs of XT_PVH_RUNS only.
 node - "$out" "$runs" <<'JS' || status=1
 const fs = require('fs');
@@ -318,7 +320,7 @@ const [out, runList] = process.argv.slice(2);
 const ran = runList.split(/\s+/).filter(Boolean);
 const load = (n) => { try { return JSON.parse(fs.readFileSync(`${out}/${n}.json`, 'utf8')); } catch { return null; } };
 const result = Object.fromEntries(ran.map((n) => [n, load(n)]));
-const bootCrashes = fs.readFileSync(`${out}/boot-crashes.txt`, 'utf8').split('\n').filter(Boolean);
+const platformCrashes = fs.readFileSync(`${out}/platform-crashes.txt`, 'utf8').split('\n').filter(Boolean);
 const { a, b, inject, c, d, e } = result;
 const problems = [];
 const clean = (n, r) => {
@@ -354,7 +356,7 @@ if (c) {
     ['mismatches', 'post_unmap_not_all_ones', 'fill_mismatches', 'refault_mismatches'].every((k) => g[k] === 0));
   if (!c.works) c.failure = { guest_error: g ? (g.ok ? null : `${g.error} (line ${g.error_line})`) : 'no result line from the guest', xvgpu_errors: c.xvgpu_errors, xen_errors: c.xen_errors };
 }
-fs.writeFileSync(`${out}/result.json`, JSON.stringify({ runs: ran, ...result, boot_crashes: bootCrashes, problems }));
+fs.writeFileSync(`${out}/result.json`, JSON.stringify({ runs: ran, ...result, platform_crashes: platformCrashes, problems }));
 if (problems.length) { console.error(problems.join('\n')); process.exit(1); }
 JS
 exit $status

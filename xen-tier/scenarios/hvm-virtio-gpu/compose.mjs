@@ -1,4 +1,4 @@
-// node compose.mjs OUT TIMES_JSON FIRST_FAILURE SCENARIO BUFFERS [VRAM]: the hvm-virtio-gpu summary (stdout), from
+// node compose.mjs OUT TIMES_JSON FIRST_FAILURE SCENARIO BUFFERS PLATFORM_CRASH [VRAM]: the hvm-virtio-gpu summary (stdout), from
 // xvgpu's --json exit summary (OUT/xvgpu.json), the guest's "XT-HVM-RESULT {json}" console line
 // (OUT/guest-hvm.log), dom0's VRAM check (OUT/vram-check.json), xvgpu's exit status (OUT/xvgpu.rc)
 // and the scenario's wall times.
@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 
-const [out, timesJson, firstFailure, scenario, buffers, vram] = process.argv.slice(2);
+const [out, timesJson, firstFailure, scenario, buffers, platformCrash, vram] = process.argv.slice(2);
 const missing = {};
 function lastJsonLine(file, prefix = '') {
   if (!existsSync(file)) return (missing[file] = 'no file'), null;
@@ -24,9 +24,6 @@ const guest = lastJsonLine(guestLog, 'XT-HVM-RESULT ');
 const dom0Check = lastJsonLine(`${out}/vram-check.json`);
 const rcFile = `${out}/xvgpu.rc`;
 const xvgpuExit = existsSync(rcFile) ? Number(readFileSync(rcFile, 'utf8').trim()) : ((missing[rcFile] = 'no file: xvgpu was not running at the end'), null);
-const canaryFile = `${out}/canary.rc`;
-// The control node process (hvm-virtio-gpu.sh): 'alive' at the end, or its exit status.
-const canary = existsSync(canaryFile) ? readFileSync(canaryFile, 'utf8').trim() : ((missing[canaryFile] = 'no file: the control never started'), null);
 const consoleLines = existsSync(guestLog) ? readFileSync(guestLog, 'utf8').split('\n') : [];
 const driverLines = consoleLines.filter((l) => /XT-HVM: (dmesg|irq|iomem)/.test(l) && /virtio|drm|LNRO|fe000000/i.test(l)).map((l) => l.replace(/^XT-HVM: /, ''));
 const virtioErrors = xvgpu?.virtio?.errors ?? null;
@@ -41,7 +38,8 @@ const summary = {
   extension: xvgpu?.extension ?? null,
   answered_retry: xvgpu?.answered_retry ?? null,
   xvgpu_exit: xvgpuExit,
-  node_gc_canary: canary,
+  // A first attempt whose guest was lost to the platform (hvm-virtio-gpu.sh ran the scenario again).
+  platform_crashes: platformCrash ? [platformCrash] : [],
   mode: xvgpu?.mode ?? null,
   strategy: xvgpu?.strategy ?? null,
   ioreqs: xvgpu?.requests ?? null,
