@@ -110,7 +110,7 @@ export function xenSection(dir: string): XenBenchSection {
     guest_fault_ns: guest('guest_fault_ns', bg, 'first_touch_ns_avg', 'b'),
     guest_mapped_read_ns: guest('guest_mapped_read_ns', bg, 'later_touch_ns_avg', 'b'),
     guest_emulated_read_ns: guest('guest_emulated_read_ns', ag, 'later_touch_ns_avg', 'a'),
-    revoke_ns: fromB('revoke_ns', latency(bl?.revoke_ns), 'nothing mapped was revoked in run b'),
+    revoke_ns: fromB('revoke_ns', latency(bl?.revoke_ns), "run b revoked only explicitly (UNMAP_BLOB): no revocation came through the MMU notifier"),
     soft_p2m_revoke_ns: fromBase('soft_p2m_revoke_ns', latency(base.value?.revoke_ns), 'no revoke in the baseline run'),
     ioreqs_emulate_all: num(ax?.requests),
     ioreqs_map_and_emulate: num(bx?.requests),

@@ -216,6 +216,9 @@ export async function runXen(o: XenRunArgs, log: Logger, signal: AbortSignal, on
  * almost nothing (the in-run baseline); revoke_ns: the helper's invalidation start → p2m entries
  * gone (inside its MMU-notifier callback); revoke_event_ns: that event reaching xvgpu.
  */
+/** Why a run has no revoke figure: only the MMU-notifier path is timed (an explicit unmap is the back-end's own call). */
+export const NO_NOTIFIER_REVOKE = "no revocation came through the helper's invalidate callback (MMU notifier); explicit revocations (UNMAP_BLOB, UNREGISTER) are not timed";
+
 export function latencySummary(backend: Pick<Backend, 'server' | 'bar' | 'transport'>): Record<string, unknown> {
   const nullReasons: Record<string, string> = {};
   const figure = (key: string, h: Histogram | undefined, why: string): LatencySummary | null => {
@@ -227,8 +230,8 @@ export function latencySummary(backend: Pick<Backend, 'server' | 'bar' | 'transp
     ioreq_service_ns: figure('ioreq_service_ns', backend.server.serviceNs, 'the server answered no ioreq'),
     bar_service_ns: figure('bar_service_ns', backend.bar.serviceNs, 'the guest made no BAR access that exited'),
     register_service_ns: figure('register_service_ns', backend.transport?.serviceNs, 'the guest made no register access'),
-    revoke_ns: figure('revoke_ns', backend.bar.revokeNs, 'nothing mapped was revoked'),
-    revoke_event_ns: figure('revoke_event_ns', backend.bar.revokeEventNs, 'nothing mapped was revoked'),
+    revoke_ns: figure('revoke_ns', backend.bar.revokeNs, NO_NOTIFIER_REVOKE),
+    revoke_event_ns: figure('revoke_event_ns', backend.bar.revokeEventNs, NO_NOTIFIER_REVOKE),
     null_reasons: nullReasons,
   };
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { featureNames, latencySummary, virtioSummary } from '../../src/cli/run-xen.js';
+import { NO_NOTIFIER_REVOKE, featureNames, latencySummary, virtioSummary } from '../../src/cli/run-xen.js';
 import { latencyHistogram, record } from '../../src/telemetry/histogram.js';
 import { STATUS } from '../../src/virtio/constants.js';
 import { gpuRig, type GpuRig } from '../support/gpu.js';
@@ -58,7 +58,7 @@ describe('xvgpu run --platform xen: the latency section of the exit summary', ()
     } as never);
     expect(s).toMatchObject({ ioreq_service_ns: { count: 10 }, bar_service_ns: { count: 10 }, register_service_ns: { count: 10 }, revoke_ns: null, revoke_event_ns: null });
     expect((s.bar_service_ns as { p50: number }).p50).toBeGreaterThan((s.register_service_ns as { p50: number }).p50);
-    expect(s.null_reasons).toEqual({ revoke_ns: 'nothing mapped was revoked', revoke_event_ns: 'nothing mapped was revoked' });
+    expect(s.null_reasons).toEqual({ revoke_ns: NO_NOTIFIER_REVOKE, revoke_event_ns: NO_NOTIFIER_REVOKE });
   });
 
   it('says so when no virtio transport was attached', () => {
