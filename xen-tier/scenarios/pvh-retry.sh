@@ -24,6 +24,8 @@
 # a run ends as soon as its xvgpu has died.
 set -uo pipefail
 . /xt/lib.sh
+# A guest that reboots (a triple fault) is destroyed: the run notices and runs again (lib.sh).
+XT_GUEST_ON_REBOOT=destroy
 out=$1
 MMIO_BASE=0xfe000000 BAR_GFN=0xe0000 BAR_SIZE=16M
 # Pages per blob (bar_client argument; run() touches every word of blobs 10 and 11). rv's checks

@@ -23,6 +23,8 @@
 # XT_PVH_HELPER_PARAMS: more module parameters for every run, e.g. test_lose_revoke=1 (mutation checks).
 set -uo pipefail
 . /xt/lib.sh
+# A guest that reboots (a triple fault) is destroyed: the run notices and runs again (lib.sh).
+XT_GUEST_ON_REBOOT=destroy
 out=$1
 MMIO_BASE=0xfe000000 BAR_GFN=0xe0000 BAR_SIZE=16M
 # Pages per blob: every access to them is an ioreq in run a, and TCG makes each one slow.
