@@ -91,6 +91,18 @@ xt_platform_crash() {
   echo "$dump" | grep -E 'Triple fault|RIP:' | sed 's/^(XEN) *//' | tr '\n' ' '
 }
 
+# xt_guest_loss DOMID CONSOLE WHY: for a guest that left before the line a scenario waited for:
+# 2, with PLATFORM_CRASH saying how, when it was lost to the platform (xt_platform_crash) or died at
+# boot before its program started (no "XT-GUEST: start" on CONSOLE; WHY is xt_guest_gone_why's
+# line); 1 when its program ran and then it left otherwise.
+xt_guest_loss() {
+  local crash
+  if crash=$(xt_platform_crash "$1"); then PLATFORM_CRASH="lost to the platform: $crash"; return 2; fi
+  grep -q '^XT-GUEST: start' "$2" 2>/dev/null && return 1
+  PLATFORM_CRASH="died at boot, before its program: $3"
+  return 2
+}
+
 # xt_run_once_more_on_platform_crash NAME: the scenario's `run_one NAME` (0 passed, 1 failed, 2 its
 # guest was lost to the platform, PLATFORM_CRASH saying how); after such a loss the scenario's
 # `cleanup`, and the run once more. Each loss is appended to XT_PLATFORM_CRASHES (the scenario

@@ -118,8 +118,9 @@ CFG
 # iommu=noaperture: on this AMD-vendor CPU Linux looks for a GART aperture by reading the config
 # space of every device slot of all 256 buses through ports 0xcf8/0xcfc, each access a trip through
 # Xen to qemu-dm under TCG; a run's guest triple-faulted in that scan (bus 0xad) and, restarted by
-# xl as a new domain nobody served, read all ones at the device. on_reboot = "destroy" (as
-# xt_pvh_cfg): a guest that reboots is gone, and the waits below say why (xt_guest_gone_why).
+# xl as a new domain nobody served, read all ones at the device. on_reboot = "destroy" (as pvh's
+# guests): a guest that reboots is gone, the waits below say why (xt_guest_gone_why), and a triple
+# fault runs the scenario once more (finish).
 # docs/deploy-xen.md section 4: the ioreq server exists before the guest first touches the window.
 t=$(date +%s.%N)
 xt_bounded 120 xl create -p /tmp/$guest.cfg || { step_fail "xl create -p"; exit 1; }

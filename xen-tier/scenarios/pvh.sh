@@ -93,7 +93,7 @@ start_xvgpu() {
 # the platform (xt_platform_crash) or died at boot before its program started (PLATFORM_CRASH says
 # which); 1: xvgpu died, the guest left otherwise, or SEC passed.
 wait_guest() {
-  local end log=$XT_CONSOLE_DIR/guest-pvh-$1.log why crash
+  local end log=$XT_CONSOLE_DIR/guest-pvh-$1.log why
   end=$(xt_deadline "$3")
   while [ "$(date +%s)" -lt "$end" ]; do
     grep -qE "$2" "$log" 2>/dev/null && return 0
@@ -102,10 +102,8 @@ wait_guest() {
       grep -qE "$2" "$log" 2>/dev/null && return 0
       why=$(xt_guest_gone_why "pvh-$1")
       say "$1: $why"
-      if crash=$(xt_platform_crash "$dom"); then PLATFORM_CRASH="lost to the platform: $crash"; return 2; fi
-      grep -q '^XT-GUEST: start' "$log" 2>/dev/null && return 1
-      PLATFORM_CRASH="died at boot, before its program: $why"
-      return 2
+      xt_guest_loss "$dom" "$log" "$why"
+      return $?
     fi
     sleep 0.2
   done
